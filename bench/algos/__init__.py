@@ -1,0 +1,82 @@
+"""The one interface every algorithm implements, and the registry the runner reads.
+
+The runner owns the loop (budget, evaluation, checkpoints, logging); a trainer owns
+only its update. Adding an algorithm is one module here (its config dataclass at the
+top, its trainer class, a `register_algo` call) plus one YAML under `conf/algo/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+from transformers import PreTrainedModel
+
+from bench.config import ConfigError, register
+from bench.meter import Meter
+from bench.models import ScalarHeadModel, load_policy
+from bench.phases import Phases
+from bench.stages import Stages
+from bench.tasks import Task
+
+
+class Trainer(Protocol):
+    policy: PreTrainedModel
+
+    def step(self) -> dict[str, float]:
+        """One optimisation step: collect what it needs, update, return `train/*` metrics."""
+
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def memory(self) -> dict[str, float]:
+        """`memory/<model>/{param,grad,optimizer}_bytes` for every model the algorithm runs."""
+
+
+@dataclass
+class Context:
+    """What the runner hands every trainer. Frozen models are shared with the evaluator."""
+
+    task: Task
+    tokenizer: object
+    device: torch.device
+    meter: Meter
+    phases: Phases
+    train_prompts: list[str]
+    stages: Stages
+    reference: PreTrainedModel
+    reward_model: ScalarHeadModel
+    seed: int
+
+    def trainable_policy(self) -> PreTrainedModel:
+        """A fresh copy of the SFT model, watched by the meter as `policy`."""
+        policy = load_policy(self.stages.sft).to(self.device)
+        policy.train()
+        return self.meter.watch(policy, "policy")
+
+
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer, max_grad_norm: float) -> torch.Tensor:
+    """Backward, clip, step. Returns the pre-clip gradient norm (a tensor: no host sync here)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return grad_norm
+
+
+ALGOS: dict[str, Callable[[object, Context], Trainer]] = {}
+
+
+def register_algo(name: str, schema: type, cls: Callable[[object, Context], Trainer]) -> None:
+    register("algo", name, schema)
+    ALGOS[name] = cls
+
+
+def build_trainer(cfg, ctx: Context) -> Trainer:
+    if cfg.name not in ALGOS:
+        raise ConfigError(f"unknown algorithm {cfg.name!r}; available: {', '.join(sorted(ALGOS))}")
+    return ALGOS[cfg.name](cfg, ctx)
+
+
+from bench.algos import dpo  # noqa: E402,F401  (registers itself)

@@ -1,0 +1,117 @@
+"""DPO (Rafailov et al. 2023): preference optimisation on fixed pairs, no sampling, no reward model.
+
+Two models: the policy (trained) and the frozen reference, whose log-probs of every
+pair are computed once at the start (inside the budget) and reused.
+
+Departures from the paper: none in the loss. Pairs are the cached preference data,
+sampled from the SFT policy and labelled by the simulated annotator, so DPO trains on
+exactly the pairs the reward model of PPO and GRPO learned from.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import datasets
+import torch
+
+from bench.algos import Context, optimizer_step, register_algo
+from bench.losses import dpo_loss
+from bench.phases import model_bytes
+from bench.rollout import make_batch, token_logprobs
+
+
+class DPOLossType(str, enum.Enum):
+    sigmoid = "sigmoid"
+    ipo = "ipo"
+
+
+@dataclass
+class DPOConfig:
+    name: str = "dpo"
+    beta: float = 0.1
+    """β: strength of the implicit KL to the reference (paper: 0.1; lower drifts further)."""
+    loss_type: DPOLossType = DPOLossType.sigmoid
+    """`sigmoid` (DPO) or `ipo` (Azar et al. 2023: squared loss, target margin 1/(2β))."""
+    label_smoothing: float = 0.0
+    """ε of conservative DPO: the assumed share of flipped labels (0 = plain DPO)."""
+    batch_size: int = 32
+    """Pairs per optimiser step."""
+    lr: float = 5e-4
+    """AdamW learning rate (paper: 5e-7 on 6B models; a tiny model needs far more)."""
+    max_grad_norm: float = 1.0
+
+
+class DPO:
+    def __init__(self, cfg: DPOConfig, ctx: Context):
+        self.cfg, self.ctx = cfg, ctx
+        self.policy = ctx.trainable_policy()
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.pairs = datasets.load_from_disk(str(ctx.stages.pairs))
+        if len(self.pairs) < cfg.batch_size:
+            raise ValueError(f"algo.batch_size {cfg.batch_size} is larger than the {len(self.pairs)} preference pairs")
+        with torch.no_grad():  # reference log-probs of the fixed pairs, once
+            ref = [self._logps(ctx.reference, range(i, min(i + 256, len(self.pairs)))) for i in range(0, len(self.pairs), 256)]
+        self.ref_chosen = torch.cat([c for c, _ in ref])  # [N]
+        self.ref_rejected = torch.cat([r for _, r in ref])  # [N]
+        self.shuffle = torch.Generator().manual_seed(ctx.seed)
+        self.order: list[int] = []
+
+    def _logps(self, model, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed completion log-probs of chosen and rejected, in one forward pass: ([n], [n])."""
+        rows = self.pairs[list(idx)]
+        n = len(rows["prompt"])
+        batch = make_batch(self.ctx.tokenizer, rows["prompt"] * 2, rows["chosen"] + rows["rejected"], self.ctx.device)
+        logps = (token_logprobs(model, batch) * batch.completion_mask).sum(-1)  # [2n]
+        return logps[:n], logps[n:]
+
+    def step(self) -> dict[str, float]:
+        # 1. Next minibatch of pairs, reshuffled every epoch.
+        if len(self.order) < self.cfg.batch_size:
+            self.order = torch.randperm(len(self.pairs), generator=self.shuffle).tolist()
+        idx, self.order = self.order[: self.cfg.batch_size], self.order[self.cfg.batch_size :]
+
+        with self.ctx.phases("update"):
+            # 2. Policy log-probs of both completions; reference ones were computed once.
+            chosen, rejected = self._logps(self.policy, idx)
+            ref_chosen, ref_rejected = self.ref_chosen[idx], self.ref_rejected[idx]
+            # 3. DPO loss and one optimiser step.
+            losses, chosen_rewards, rejected_rewards = dpo_loss(
+                chosen, rejected, ref_chosen, ref_rejected, self.cfg.beta, self.cfg.loss_type.value, self.cfg.label_smoothing
+            )
+            loss = losses.mean()
+            grad_norm = optimizer_step(loss, self.policy, self.optimizer, self.cfg.max_grad_norm)
+        self.ctx.meter.samples += len(idx)
+
+        # 4. Metrics (TRL's names), one host sync.
+        margins = chosen_rewards - rejected_rewards
+        stats = torch.stack([
+            loss.detach(), chosen_rewards.mean(), rejected_rewards.mean(), margins.mean(),
+            (margins > 0).float().mean(), chosen.detach().mean(), rejected.detach().mean(), grad_norm,
+            # sequence-level log-ratio to the reference on the training pairs
+            ((chosen - ref_chosen + rejected - ref_rejected) / 2).detach().mean(),
+        ]).tolist()  # fmt: skip
+        names = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+                 "logps/chosen", "logps/rejected", "grad_norm", "kl"]  # fmt: skip
+        return {f"train/{k}": v for k, v in zip(names, stats)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
+
+    def memory(self) -> dict[str, float]:
+        return model_bytes("policy", self.policy, self.optimizer) | model_bytes("reference", self.ctx.reference)
+
+    def state_dict(self) -> dict:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "shuffle": self.shuffle.get_state(),
+            "order": list(self.order),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.shuffle.set_state(state["shuffle"])
+        self.order = list(state["order"])
+
+
+register_algo("dpo", DPOConfig, DPO)

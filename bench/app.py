@@ -1,0 +1,47 @@
+"""`rlhf-bench`: the Hydra app. One job = one run; a plain `rlhf-bench` runs the default comparison."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import datasets
+import hydra
+import transformers
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+import bench.algos  # noqa: F401  (registers the algorithm schemas)
+import bench.tasks  # noqa: F401  (registers the task schemas)
+from bench.config import ConfigError, to_object
+from bench.runner import preflight, run
+
+# One progress bar per long stage is ours; the libraries' per-file bars are noise in a sweep log.
+datasets.disable_progress_bars()
+transformers.utils.logging.disable_progress_bar()
+
+log = logging.getLogger("rlhf-bench")
+
+
+# An absolute path: the app runs from an editable install (`pip install -e .`), and Hydra
+# would read a relative one as a Python module when launched through the console script.
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        config = to_object(cfg)
+        preflight(config)
+    except ConfigError as e:
+        print(f"rlhf-bench: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    hydra_cfg = HydraConfig.get()
+    sweep = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode.name == "MULTIRUN" else Path(hydra_cfg.run.dir)
+    summary = run(config, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True), group=f"{sweep.parent.name}_{sweep.name}")
+    log.info("%s: %s", summary["status"], Path(hydra_cfg.runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

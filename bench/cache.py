@@ -1,0 +1,111 @@
+"""A content-addressed cache for the stages every run shares (SFT, preference data, reward model).
+
+An entry is a directory `<root>/<stage>/<key>/` whose key is a hash of exactly the
+config that determines it. Building is safe under parallel jobs: a file lock per
+key, the build written to a temporary directory, a manifest of SHA-256 checksums,
+then one atomic rename. Every read verifies the checksums; a corrupt entry is moved
+aside with a warning that names it and built again, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+class CorruptEntry(RuntimeError):
+    pass
+
+
+def stage_key(spec: dict) -> str:
+    """Hash of the JSON of a stage's determining config (key order does not matter)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def verify(entry: Path) -> dict:
+    """The entry's manifest, after checking every file against its recorded checksum."""
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CorruptEntry(f"{entry}: unreadable manifest ({e})") from e
+    recorded = manifest["files"]
+    present = {str(p.relative_to(entry)) for p in _files(entry)}
+    if present != set(recorded):
+        raise CorruptEntry(f"{entry}: files {sorted(present ^ set(recorded))} missing or unexpected")
+    for name, sha in recorded.items():
+        if _sha256(entry / name) != sha:
+            raise CorruptEntry(f"{entry}: checksum mismatch in {name}")
+    return manifest
+
+
+class StageCache:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{uuid.uuid4().hex}"
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            raise PermissionError(f"cache_dir {self.root} is not writable ({e.strerror}); set cache_dir=... to a writable directory") from e
+
+    def get_or_build(self, stage: str, spec: dict, build: Callable[[Path], dict]) -> tuple[Path, dict]:
+        """Return (entry directory, manifest), building the entry once if it is missing or corrupt.
+
+        `build(tmp_dir)` writes the stage's files into `tmp_dir` and returns a dict of
+        facts to keep in the manifest (its metrics, its FLOPs).
+        """
+        key = stage_key(spec)
+        entry = self.root / stage / key
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(entry) + ".lock"):
+            if entry.exists():
+                try:
+                    manifest = verify(entry)
+                    log.info("cache hit: %s %s (reusing %s)", stage, key, entry)
+                    return entry, manifest
+                except CorruptEntry as e:
+                    aside = entry.with_name(f"{key}.corrupt-{int(time.time())}")
+                    log.warning("corrupt cache entry, rebuilding it: %s; moved to %s", e, aside)
+                    os.replace(entry, aside)
+            log.info("cache miss: building %s %s", stage, key)
+            tmp = entry.with_name(f".{key}.tmp-{uuid.uuid4().hex}")
+            tmp.mkdir()
+            try:
+                info = build(tmp)
+                manifest = {
+                    "stage": stage,
+                    "key": key,
+                    "spec": spec,
+                    "info": info,
+                    "files": {str(p.relative_to(tmp)): _sha256(p) for p in _files(tmp)},
+                }
+                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+                os.replace(tmp, entry)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return entry, manifest

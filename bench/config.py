@@ -1,0 +1,195 @@
+"""Structured configs: the schema every YAML under ``conf/`` is validated against.
+
+Schemas live in the ``schema/*`` config groups (Hydra structured-config tutorial
+5.2), so they never show up as choices; ``conf/<group>/<name>.yaml`` picks its
+schema in its defaults list and only sets values. Each algorithm's schema sits at
+the top of its own module (``bench/algos/*.py``) and is registered from there.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value that makes the run impossible; raised before any work."""
+
+
+class BudgetUnit(str, enum.Enum):
+    flops = "flops"
+    seconds = "seconds"
+    steps = "steps"
+
+
+class WandbMode(str, enum.Enum):
+    offline = "offline"
+    online = "online"
+    disabled = "disabled"
+
+
+@dataclass
+class ModelConfig:
+    """A causal LM built from a `transformers` config (presets) or loaded by name."""
+
+    preset: str = MISSING
+    """`tiny`, `small` (built from the fields below) or `hub` (loaded from `name`)."""
+    name: str | None = None
+    """For `hub`: a model id or a local directory written by `save_pretrained`."""
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 128
+    max_position_embeddings: int = 64
+
+    def __post_init__(self) -> None:
+        if self.preset == "hub" and not self.name:
+            raise ConfigError("model=hub needs model.name (a hub id or a save_pretrained directory)")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"model.hidden_size {self.hidden_size} is not divisible by model.num_heads {self.num_heads}")
+
+
+@dataclass
+class TaskConfig:
+    """Fields every task has; a task module subclasses it for its own knobs."""
+
+    name: str = MISSING
+    n_train: int = 2000
+    """Training prompts (SFT demonstrations, preference pairs and RL prompts come from them)."""
+    n_eval: int = 128
+    """Held-out prompts the evaluator scores on."""
+    max_new_tokens: int = 8
+    """Completion length cap for every sampler (rollout, preference data, evaluation)."""
+
+
+@dataclass
+class BudgetConfig:
+    """The compute every trainer gets (DESIGN.md, 'The budget')."""
+
+    unit: BudgetUnit = BudgetUnit.flops
+    amount: float = 1e11
+    """FLOPs of every model's forward and backward passes, wall seconds, or optimiser steps."""
+    eval_every: float = 0.25
+    """Evaluate each time this fraction of the budget is spent (and always at the end)."""
+
+    def __post_init__(self) -> None:
+        if not self.amount > 0:
+            raise ConfigError(f"budget.amount must be > 0, got {self.amount}")
+        if not 0 < self.eval_every <= 1:
+            raise ConfigError(f"budget.eval_every must be in (0, 1], got {self.eval_every}")
+
+
+@dataclass
+class SFTConfig:
+    """Stage 1: supervised fine-tuning on demonstrations (loss on completion tokens only)."""
+
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+
+
+@dataclass
+class PreferenceConfig:
+    """Stage 2: pairs sampled from the SFT policy, labelled by the simulated annotator."""
+
+    n_pairs: int = 1024
+    tau: float = 0.1
+    """Bradley-Terry temperature: P(a > b) = sigmoid((r(a) - r(b)) / tau)."""
+    label_noise: float = 0.0
+    """Probability that an annotator label is flipped after the Bradley-Terry draw."""
+    temperature: float = 1.0
+    """Sampling temperature of the SFT policy when drawing the two completions."""
+    dataset: str | None = None
+    """A user's pairs instead (HH-RLHF, TL;DR, ...): a hub id or a `save_to_disk` directory
+    with prompt/chosen/rejected columns. Then no pairs are sampled and no labels simulated."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.label_noise <= 0.5:
+            raise ConfigError(f"prefs.label_noise must be in [0, 0.5], got {self.label_noise}")
+        if not self.tau > 0:
+            raise ConfigError(f"prefs.tau must be > 0, got {self.tau}")
+
+
+@dataclass
+class RewardModelConfig:
+    """Stage 3: reward model = policy backbone + scalar head, Bradley-Terry loss on the pairs."""
+
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 1e-3
+    heldout: float = 0.1
+    """Fraction of pairs held out for the logged pair accuracy."""
+
+
+@dataclass
+class EvalConfig:
+    temperature: float = 1.0
+    """Sampling temperature; 1.0 so that eval/kl_to_ref is the KL of the policy itself."""
+    batch_size: int = 128
+    seed: int = 1234
+    """Fixed sampling seed: every trainer is scored on the same random stream."""
+
+
+@dataclass
+class LoggerConfig:
+    wandb_mode: WandbMode = WandbMode.offline
+    project: str = "rlhf-bench"
+    group: str | None = None
+    """wandb group; defaults to the sweep directory's name so a multirun is one group."""
+
+
+@dataclass
+class Config:
+    algo: Any = MISSING
+    task: Any = MISSING
+    model: ModelConfig = MISSING
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    prefs: PreferenceConfig = field(default_factory=PreferenceConfig)
+    rm: RewardModelConfig = field(default_factory=RewardModelConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    device: str = "auto"
+    """`auto` (CUDA when present), `cpu` or `cuda`; CUDA runs in bf16 autocast."""
+    cache_dir: str = "${oc.env:RLHF_BENCH_CACHE,.cache/rlhf-bench}"
+    """Where SFT, preference data and reward model are cached, shared by all runs."""
+    checkpoint_every: float = 0.25
+    """Save a trainer checkpoint each time this fraction of the budget is spent."""
+
+
+def register(group: str, name: str, node: type) -> None:
+    """Store a schema under ``schema/<group>`` so a YAML can extend it."""
+    ConfigStore.instance().store(group=f"schema/{group}", name=name, node=node, package=group)
+
+
+def _check_known_keys(cfg: DictConfig, schema: type, path: str) -> None:
+    # `+key=...` and `++key=...` get past the structured schema; catch them here.
+    known = {f.name for f in fields(schema)}
+    for key in cfg.keys():
+        if key not in known:
+            raise ConfigError(f"unknown key {path}{key}; {path.rstrip('.') or 'config'} accepts: {', '.join(sorted(known))}")
+        sub = OmegaConf.get_type(cfg, key)
+        if is_dataclass(sub) and isinstance(cfg[key], DictConfig):
+            _check_known_keys(cfg[key], sub, f"{path}{key}.")
+
+
+def to_object(cfg: DictConfig) -> Config:
+    """Resolve, reject unknown keys and run every schema's ``__post_init__`` checks."""
+    _check_known_keys(cfg, Config, "")
+    try:
+        return OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
+    except Exception as e:  # omegaconf wraps the __post_init__ error; keep only its message
+        cause = e.__cause__ or e.__context__
+        raise ConfigError(str(cause if isinstance(cause, ConfigError) else e).splitlines()[0]) from e
+
+
+ConfigStore.instance().store(name="config_schema", node=Config)
+register("model", "model", ModelConfig)
+register("budget", "budget", BudgetConfig)

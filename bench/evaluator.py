@@ -1,0 +1,66 @@
+"""One evaluator for every trainer: fresh samples on held-out prompts, scored the same way.
+
+    eval/gold_reward      mean gold reward (the hidden truth)
+    eval/proxy_reward     mean reward-model score of the same samples
+    eval/kl_to_ref        mean over samples of Σ_t (log π - log π_ref): sequence-level KL
+                          on fresh samples, never a trainer's own estimator
+    eval/win_rate_vs_sft  P(gold(policy sample) > gold(SFT sample)) on the same prompt, ties ½
+    eval/length           mean completion tokens, EOS included
+    eval/accuracy         share exactly right (tasks with a checker)
+
+Sampling uses a fixed seed inside `torch.random.fork_rng`, so every trainer is scored
+on the same random stream and the training stream is left untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bench.config import EvalConfig
+from bench.rollout import Batch, reward_scores, sample, token_logprobs
+from bench.tasks import Task
+
+
+class Evaluator:
+    def __init__(self, cfg: EvalConfig, task: Task, tokenizer, prompts: list[str], reference, reward_model):
+        self.cfg, self.task, self.tokenizer, self.prompts = cfg, task, tokenizer, prompts
+        self.reference, self.reward_model = reference, reward_model
+        self.sft_gold = self._samples(reference)[1]
+
+    @torch.no_grad()
+    def _samples(self, policy) -> tuple[list[Batch], torch.Tensor]:
+        devices = [torch.device("cuda")] if policy.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.cfg.seed)
+            batches = [
+                sample(policy, self.tokenizer, self.prompts[i : i + self.cfg.batch_size], self.task.cfg.max_new_tokens, self.cfg.temperature)
+                for i in range(0, len(self.prompts), self.cfg.batch_size)
+            ]
+        gold = torch.tensor([self.task.gold_reward(p, c) for b in batches for p, c in zip(b.prompts, b.completions)])
+        return batches, gold
+
+    @torch.no_grad()
+    def evaluate(self, policy) -> dict[str, float]:
+        was_training = policy.training
+        policy.eval()
+        batches, gold = self._samples(policy)
+        proxy, kl, length, correct = [], [], [], []
+        for b in batches:
+            proxy.append(reward_scores(self.reward_model, b).cpu())
+            log_ratio = token_logprobs(policy, b, self.cfg.temperature) - token_logprobs(self.reference, b, self.cfg.temperature)
+            kl.append((log_ratio * b.completion_mask).sum(-1).cpu())
+            length.append(b.completion_mask.sum(-1).cpu())
+            if self.task.has_checker:
+                correct += [self.task.correct(p, c) for p, c in zip(b.prompts, b.completions)]
+        policy.train(was_training)
+        wins = (gold > self.sft_gold).float() + 0.5 * (gold == self.sft_gold).float()
+        metrics = {
+            "eval/gold_reward": gold.mean().item(),
+            "eval/proxy_reward": torch.cat(proxy).mean().item(),
+            "eval/kl_to_ref": torch.cat(kl).mean().item(),
+            "eval/win_rate_vs_sft": wins.mean().item(),
+            "eval/length": torch.cat(length).mean().item(),
+        }
+        if self.task.has_checker:
+            metrics["eval/accuracy"] = sum(correct) / len(correct)
+        return metrics

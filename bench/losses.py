@@ -1,0 +1,170 @@
+"""Losses, advantages and KL estimators: pure functions on tensors, public API.
+
+Shapes: B sequences, T completion tokens; `mask` is 1 on completion tokens and 0 on
+padding. Nothing here reads a model or a config, so each function is tested against
+hand-computed values in `tests/test_losses.py`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DPO_LOSS_TYPES = ("sigmoid", "ipo")
+ADVANTAGE_SCALES = ("group", "batch", "none")
+AGGREGATIONS = ("seq_mean", "token_mean", "constant")
+
+
+def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(valid)}")
+
+
+def dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-pair DPO loss (Rafailov et al. 2023) and the implicit rewards. All inputs [B], summed log-probs.
+
+    h = (logp_w - logp_ref_w) - (logp_l - logp_ref_l)
+    sigmoid: -(1 - ε) log σ(β h) - ε log σ(-β h)     (ε = label_smoothing: conservative DPO)
+    ipo:     (h - 1 / (2β))²                         (Azar et al. 2023)
+    rewards: β (logp - logp_ref), detached.
+    """
+    _check("loss_type", loss_type, DPO_LOSS_TYPES)
+    chosen_logratios = policy_chosen_logps - ref_chosen_logps
+    rejected_logratios = policy_rejected_logps - ref_rejected_logps
+    h = chosen_logratios - rejected_logratios
+    if loss_type == "sigmoid":
+        loss = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
+    else:
+        loss = (h - 1 / (2 * beta)) ** 2
+    return loss, beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """GRPO advantages: reward minus its group's mean, divided by a std (or not: Dr. GRPO).
+
+    Layout: rows i*G .. i*G+G-1 of `rewards` ([B*G]) are the G completions of prompt i.
+
+        rewards  [r00 r01 r02 | r10 r11 r12]   G = 3, B = 2
+                  prompt 0     prompt 1
+
+    scale="group": (r - mean_g) / (std_g + eps); "batch": std over the whole batch;
+    "none": r - mean_g. std is Bessel-corrected (torch.std). A group of equal rewards
+    gets zeros, never NaN.
+    """
+    _check("scale", scale, ADVANTAGE_SCALES)
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 for a group baseline, got {group_size}")
+    if rewards.ndim != 1 or rewards.numel() % group_size:
+        raise ValueError(f"rewards must be 1-D with a multiple of group_size {group_size} entries, got shape {tuple(rewards.shape)}")
+    grouped = rewards.view(-1, group_size)  # [B, G]
+    centred = (grouped - grouped.mean(-1, keepdim=True)).view(-1)  # [B*G]
+    if scale == "group":
+        return centred / (grouped.std(-1).repeat_interleave(group_size) + eps)
+    if scale == "batch":
+        return centred / (rewards.std() + eps)
+    return centred
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016) over [B, T] token sequences.
+
+    δ_t = r_t + γ V_{t+1} - V_t,  A_t = δ_t + γλ A_{t+1}; the value after a sequence's last
+    token is 0 (the episode ends). Values and rewards at masked positions are ignored.
+    Returns (advantages, returns = advantages + values), both 0 at masked positions.
+    """
+    rewards, values = rewards * mask, values * mask
+    T = rewards.shape[1]
+    advantages = torch.zeros_like(rewards)
+    next_adv = torch.zeros_like(rewards[:, 0])
+    next_value = torch.zeros_like(values[:, 0])
+    for t in reversed(range(T)):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        next_adv = delta + gamma * lam * next_adv
+        advantages[:, t] = next_adv
+        next_value = values[:, t]
+    advantages = advantages * mask
+    return advantages, (advantages + values) * mask
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(x - mean) / std over the masked entries (PPO's advantage whitening)."""
+    n = mask.sum()
+    mean = (x * mask).sum() / n
+    var = (((x - mean) * mask) ** 2).sum() / (n - 1).clamp(min=1)
+    return (x - mean) * torch.rsqrt(var + eps) * mask
+
+
+def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator of KL(π || π_ref) on samples from π (Schulman 2020): ≥ 0, unbiased.
+
+    exp(logp_ref - logp) - (logp_ref - logp) - 1
+    """
+    log_ratio = logp_ref - logp
+    return torch.exp(log_ratio) - log_ratio - 1
+
+
+def clipped_surrogate(
+    logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, eps_low: float, eps_high: float
+) -> torch.Tensor:
+    """Per-token PPO clipped surrogate loss, [B, T] (to be minimised).
+
+    max(-A ρ, -A clip(ρ, 1 - ε_low, 1 + ε_high)),  ρ = exp(logp - logp_old).
+    `advantages` is [B] (one per sequence, broadcast over tokens: GRPO) or [B, T] (PPO).
+    ε_low ≠ ε_high is DAPO's clip-higher.
+    """
+    if advantages.ndim == 1:
+        advantages = advantages[:, None]
+    ratio = torch.exp(logp - logp_old)
+    return torch.maximum(-advantages * ratio, -advantages * ratio.clamp(1 - eps_low, 1 + eps_high))
+
+
+def clip_fraction(
+    logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, eps_low: float, eps_high: float
+) -> torch.Tensor:
+    """Share of completion tokens whose gradient the clip removed (the clipped term was the max)."""
+    if advantages.ndim == 1:
+        advantages = advantages[:, None]
+    ratio = torch.exp(logp - logp_old)
+    clipped = ((ratio > 1 + eps_high) & (advantages > 0)) | ((ratio < 1 - eps_low) & (advantages < 0))
+    return (clipped.float() * mask).sum() / mask.sum().clamp(min=1)
+
+
+def clipped_value_loss(
+    values: torch.Tensor, values_old: torch.Tensor, returns: torch.Tensor, eps_v: float
+) -> torch.Tensor:
+    """Per-token PPO value loss with the value clipped around its rollout estimate, [B, T].
+
+    0.5 · max((V - R)², (clip(V, V_old - ε_v, V_old + ε_v) - R)²)
+    """
+    clipped = values_old + (values - values_old).clamp(-eps_v, eps_v)
+    return 0.5 * torch.maximum((values - returns) ** 2, (clipped - returns) ** 2)
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str = "seq_mean", max_len: int | None = None) -> torch.Tensor:
+    """Reduce a [B, T] per-token loss to a scalar.
+
+    seq_mean:   mean over sequences of each one's token mean (GRPO)
+    token_mean: sum over all tokens / number of tokens (DAPO)
+    constant:   sum / (B · max_len), max_len defaulting to T (Dr. GRPO): no length bias
+    """
+    _check("mode", mode, AGGREGATIONS)
+    masked = per_token * mask
+    if mode == "seq_mean":
+        return (masked.sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+    if mode == "token_mean":
+        return masked.sum() / mask.sum().clamp(min=1)
+    return masked.sum() / (per_token.shape[0] * (max_len or per_token.shape[1]))
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)

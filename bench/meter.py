@@ -1,0 +1,120 @@
+"""The budget meter: every forward and backward pass of every model is counted here.
+
+`Meter.watch(model, name)` puts a forward pre-hook on a model, so nothing can run
+a model without being counted: training forwards, reference and reward-model
+scoring, and every step of generation (prefill and each decoded token, read off
+the query and key lengths of the call). FLOPs follow the usual rule
+
+    forward  = 2·N·tokens + 4·L·d·B·q·k      (N: matmul weights; attention scores: L layers, width d)
+    backward = 2 × forward                   (counted at forward time when grad is enabled
+                                              and the model has trainable weights)
+
+which `tests/test_meter.py` checks against `torch.utils.flop_counter` on the presets.
+Evaluation runs inside `meter.paused()`: it is outside the budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from bench.config import BudgetConfig, BudgetUnit
+from bench.models import attention_dims, matmul_params
+
+
+class Meter:
+    def __init__(self, budget: BudgetConfig):
+        self.budget = budget
+        self.flops = 0.0
+        self.flops_by_model: dict[str, float] = defaultdict(float)
+        self.tokens = 0
+        self.samples = 0
+        self.steps = 0
+        self._seconds = 0.0
+        self._started: float | None = None
+        self._paused = 0
+
+    def watch(self, model: nn.Module, name: str) -> nn.Module:
+        n_params = matmul_params(model)
+        layers, width = attention_dims(model)
+
+        def count(module, args, kwargs):
+            if self._paused:
+                return
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            if ids is None:
+                ids = kwargs["inputs_embeds"]
+            batch, q_len = ids.shape[:2]
+            mask = kwargs.get("attention_mask")
+            k_len = mask.shape[-1] if mask is not None else q_len
+            flops = 2 * n_params * batch * q_len + 4 * layers * width * batch * q_len * k_len
+            if torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters()):
+                flops *= 3  # forward + backward (2 × forward)
+            self.flops += flops
+            self.flops_by_model[name] += flops
+            self.tokens += batch * q_len
+
+        model.register_forward_pre_hook(count, with_kwargs=True)
+        return model
+
+    # -- time ---------------------------------------------------------------
+    def start(self) -> None:
+        self._started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        running = time.perf_counter() - self._started if self._started is not None and not self._paused else 0.0
+        return self._seconds + running
+
+    @contextmanager
+    def paused(self):
+        """Work inside (evaluation, checkpointing) is neither counted nor timed."""
+        if self._started is not None and not self._paused:
+            self._seconds += time.perf_counter() - self._started
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+            if not self._paused:
+                self._started = time.perf_counter()
+
+    # -- budget -------------------------------------------------------------
+    def spent_fraction(self) -> float:
+        used = {BudgetUnit.flops: self.flops, BudgetUnit.seconds: self.seconds, BudgetUnit.steps: self.steps}
+        return used[self.budget.unit] / self.budget.amount
+
+    def exhausted(self) -> bool:
+        return self.spent_fraction() >= 1.0
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "compute/flops": self.flops,
+            "compute/seconds": self.seconds,
+            "compute/samples": self.samples,
+            "compute/tokens": self.tokens,
+            "compute/steps": self.steps,
+            "compute/budget_fraction": self.spent_fraction(),
+            **{f"compute/flops_by_model/{k}": v for k, v in self.flops_by_model.items()},
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "flops": self.flops,
+            "flops_by_model": dict(self.flops_by_model),
+            "tokens": self.tokens,
+            "samples": self.samples,
+            "steps": self.steps,
+            "seconds": self.seconds,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.flops, self.tokens = state["flops"], state["tokens"]
+        self.samples, self.steps, self._seconds = state["samples"], state["steps"], state["seconds"]
+        self.flops_by_model = defaultdict(float, state["flops_by_model"])
+        if self._started is not None:
+            self._started = time.perf_counter()

@@ -1,0 +1,131 @@
+"""Tokenizer and models: a causal LM policy, and the same backbone with a scalar head.
+
+Presets (`tiny`, `small`) build a Llama-architecture model from a `transformers`
+config with a word-level tokenizer built locally from the task's vocabulary;
+`hub` loads both by name with `from_pretrained` (a hub id, or a directory written by
+`save_pretrained`). The reward model and PPO's critic are `ScalarHeadModel`s: the
+policy's backbone plus a linear head giving one value per token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from torch import nn
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+
+from bench.config import ConfigError, ModelConfig
+
+SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
+
+
+def build_tokenizer(cfg: ModelConfig, vocabulary: list[str]) -> PreTrainedTokenizerFast:
+    if cfg.preset == "hub":
+        try:
+            tok = AutoTokenizer.from_pretrained(cfg.name)
+        except Exception as e:
+            raise ConfigError(f"cannot load tokenizer for model.name={cfg.name!r}: {str(e).splitlines()[0]}") from e
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+    else:
+        words = list(SPECIAL_TOKENS.values()) + vocabulary
+        core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+        core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        core.decoder = decoders.WordPiece(cleanup=False)  # joins words with spaces
+        tok = PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL_TOKENS)
+    tok.padding_side = "left"  # prompts are left-padded so completions start at one column
+    return tok
+
+
+def build_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    """A fresh policy (presets) or the pretrained one (hub), in float32 on the CPU."""
+    if cfg.preset == "hub":
+        try:
+            model = AutoModelForCausalLM.from_pretrained(cfg.name, dtype=torch.float32)
+        except Exception as e:
+            raise ConfigError(f"cannot load model.name={cfg.name!r}: {str(e).splitlines()[0]}") from e
+        model.config.pad_token_id = tokenizer.pad_token_id
+        return model
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_heads,
+        intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM(config)
+
+
+class ScalarHeadModel(nn.Module):
+    """Backbone + linear head: one scalar per token ([B, T]).
+
+    As a reward model the score is the value at the last completion token; as PPO's
+    critic every completion position is used.
+    """
+
+    def __init__(self, backbone: PreTrainedModel):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.config.hidden_size, 1)
+        nn.init.normal_(self.head.weight, std=1 / (backbone.config.hidden_size + 1) ** 0.5)
+        nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_policy(cls, policy: PreTrainedModel) -> "ScalarHeadModel":
+        """Initialise from the policy's transformer body (InstructGPT: RM starts from the SFT model)."""
+        backbone = AutoModel.from_config(policy.config)
+        backbone.load_state_dict(policy.base_model.state_dict())
+        return cls(backbone)
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+        return self.head(hidden).squeeze(-1)  # [B, T]
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        self.backbone.save_pretrained(path)
+        torch.save(self.head.state_dict(), path / "value_head.pt")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "ScalarHeadModel":
+        path = Path(path)
+        model = cls(AutoModel.from_pretrained(path, dtype=torch.float32))
+        model.head.load_state_dict(torch.load(path / "value_head.pt", weights_only=True))
+        return model
+
+
+def load_policy(path: str | Path) -> PreTrainedModel:
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
+def matmul_params(model: nn.Module) -> int:
+    """N in the 2·N·tokens rule: weights of every matrix multiply (embedding lookups excluded)."""
+    from transformers.pytorch_utils import Conv1D  # GPT-2 style hub models
+
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, Conv1D)))
+
+
+def attention_dims(model: nn.Module) -> tuple[int, int]:
+    """(layers, hidden size) for the attention-score term of the FLOP count."""
+    config = model.config if hasattr(model, "config") else model.backbone.config
+    return config.num_hidden_layers, config.hidden_size
+
+
+def describe(cfg: ModelConfig) -> str:
+    return cfg.name if cfg.preset == "hub" else cfg.preset

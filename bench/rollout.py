@@ -1,0 +1,130 @@
+"""What every algorithm shares: batches of prompt + completion, sampling, log-probs, scores.
+
+Layout of a `Batch` (prompts left-padded, completions right-padded):
+
+    input_ids   [B, P + C]   <pad> <pad> p1 p2 p3 | c1 c2 <eos> <pad>
+    attention   [B, P + C]     0     0   1  1  1  |  1  1   1     0
+    completion_mask [B, C]                        |  1  1   1     0
+
+The EOS a completion ends with is one of its actions (it is scored and trained on);
+positions after it are masked. Position ids come from the attention mask, so
+left padding does not shift positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [B, P + C]
+    attention_mask: torch.Tensor  # [B, P + C]
+    completion_mask: torch.Tensor  # [B, C] float
+    prompt_len: int  # P
+    prompts: list[str]
+    completions: list[str]
+
+    @property
+    def position_ids(self) -> torch.Tensor:
+        return (self.attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def select(self, idx: torch.Tensor) -> "Batch":
+        rows = idx.tolist()
+        return Batch(
+            self.input_ids[idx], self.attention_mask[idx], self.completion_mask[idx], self.prompt_len,
+            [self.prompts[i] for i in rows], [self.completions[i] for i in rows],
+        )  # fmt: skip
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+    enc = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False)
+    return enc.input_ids.to(device), enc.attention_mask.to(device)
+
+
+def completion_mask_from_ids(completion_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """1 up to and including the first EOS (works when pad == eos, as for many hub models)."""
+    is_eos = (completion_ids == eos_token_id).long()
+    after_eos = (is_eos.cumsum(-1) - is_eos) > 0
+    return (~after_eos).float()
+
+
+def make_batch(tokenizer, prompts: list[str], completions: list[str], device) -> Batch:
+    """A batch of given completions (demonstrations, preference pairs), each closed by EOS."""
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)
+    tokenizer_right = [tokenizer(c, add_special_tokens=False).input_ids + [tokenizer.eos_token_id] for c in completions]
+    width = max(len(ids) for ids in tokenizer_right)
+    comp = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width))
+    for i, ids in enumerate(tokenizer_right):
+        comp[i, : len(ids)] = torch.tensor(ids)
+        mask[i, : len(ids)] = 1
+    comp, mask = comp.to(device), mask.to(device)
+    return Batch(
+        torch.cat([prompt_ids, comp], 1), torch.cat([prompt_mask, mask.long()], 1), mask,
+        prompt_ids.shape[1], list(prompts), list(completions),
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def sample(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 1.0) -> Batch:
+    """Sample one completion per prompt with the KV cache (`generate`), plain ancestral sampling.
+
+    top_k=0 and top_p=1 so the samples come from π itself: the log-probs the losses use
+    are then the probabilities the tokens were actually drawn with.
+    """
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, model.device)
+    was_training = model.training
+    model.eval()
+    out = model.generate(
+        input_ids=prompt_ids, attention_mask=prompt_mask, max_new_tokens=max_new_tokens,
+        do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    model.train(was_training)
+    completion_ids = out[:, prompt_ids.shape[1] :]  # [B, C]
+    mask = completion_mask_from_ids(completion_ids, tokenizer.eos_token_id)
+    completion_ids = torch.where(mask.bool(), completion_ids, tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+    return Batch(
+        torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, mask.long()], 1), mask,
+        prompt_ids.shape[1], list(prompts), texts,
+    )  # fmt: skip
+
+
+def token_logprobs(model: PreTrainedModel, batch: Batch, temperature: float = 1.0, with_entropy: bool = False):
+    """log π(c_t | prompt, c_<t) for every completion position: [B, C] (and the entropy, [B, C])."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids).logits
+    logits = logits[:, batch.prompt_len - 1 : -1].float() / temperature  # [B, C, V]: position t predicts token t+1
+    logp_all = F.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, batch.input_ids[:, batch.prompt_len :, None]).squeeze(-1)  # [B, C]
+    if not with_entropy:
+        return logp
+    entropy = -(logp_all.exp() * logp_all).sum(-1)  # [B, C]
+    return logp, entropy
+
+
+def sequence_values(model, batch: Batch) -> torch.Tensor:
+    """A critic's V(s_t) for each completion token t, read at the token before it: [B, C]."""
+    values = model(batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
+    return values[:, batch.prompt_len - 1 : -1].float()
+
+
+def last_token_scores(values: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+    """Pick each row's value at its last completion token: [B, C] -> [B]."""
+    last = completion_mask.sum(-1).long().clamp(min=1) - 1
+    return values.gather(-1, last[:, None]).squeeze(-1)
+
+
+def reward_scores(model, batch: Batch) -> torch.Tensor:
+    """Reward-model score of each completion: the head's value at its last token (EOS). [B]"""
+    values = model(batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
+    values = values[:, batch.prompt_len :].float()  # [B, C]: value after reading token t
+    return last_token_scores(values, batch.completion_mask)

@@ -1,0 +1,186 @@
+"""The cached stages every run shares: SFT → preference data → reward model.
+
+Each stage is keyed by a hash of exactly what determines it (its own config plus
+the key of the stage it reads), so a sweep trains each once and every algorithm
+reads byte-identical files. Their compute is recorded in the manifest and reported
+beside each run's budget, not inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import datasets
+import torch
+import torch.nn.functional as F
+from tqdm.auto import trange
+from transformers import get_cosine_schedule_with_warmup
+
+from bench.cache import StageCache
+from bench.config import BudgetConfig, Config, PreferenceConfig
+from bench.losses import masked_mean
+from bench.meter import Meter
+from bench.models import ScalarHeadModel, build_policy, load_policy
+from bench.rollout import make_batch, reward_scores, sample, token_logprobs
+from bench.tasks import Task
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1  # bump when a stage's code changes what it writes
+
+
+def bradley_terry_labels(
+    reward_a: torch.Tensor, reward_b: torch.Tensor, tau: float, label_noise: float, generator: torch.Generator
+) -> torch.Tensor:
+    """The simulated annotator: True where it prefers a over b.
+
+    P(a ≻ b) = σ((r(a) - r(b)) / τ), then each label is flipped with probability `label_noise`.
+    """
+    prefer_a = torch.rand(reward_a.shape, generator=generator) < torch.sigmoid((reward_a - reward_b) / tau)
+    flip = torch.rand(reward_a.shape, generator=generator) < label_noise
+    return prefer_a ^ flip
+
+
+def _meter() -> Meter:
+    return Meter(BudgetConfig(amount=float("inf")))
+
+
+def _sft(out: Path, cfg: Config, task: Task, tokenizer, prompts: list[str], device: torch.device) -> dict:
+    torch.manual_seed(cfg.seed)
+    policy = build_policy(cfg.model, tokenizer).to(device)
+    meter = _meter()
+    meter.watch(policy, "policy")
+    rng = random.Random(f"sft-{cfg.seed}")
+    demos = [task.demonstration(p, rng) for p in prompts]
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.sft.lr, weight_decay=0.0)
+    schedule = get_cosine_schedule_with_warmup(optimizer, cfg.sft.steps // 10, cfg.sft.steps)
+    order = torch.Generator().manual_seed(cfg.seed)
+    policy.train()
+    for _ in (bar := trange(cfg.sft.steps, desc="SFT", leave=False)):
+        idx = torch.randint(len(prompts), (cfg.sft.batch_size,), generator=order).tolist()
+        batch = make_batch(tokenizer, [prompts[i] for i in idx], [demos[i] for i in idx], device)
+        loss = -masked_mean(token_logprobs(policy, batch), batch.completion_mask)  # completion tokens only
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    policy.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"flops": meter.flops, "final_loss": loss.item()}
+
+
+def _preferences(out: Path, cfg: Config, task: Task, tokenizer, sft: Path, prompts: list[str], device) -> dict:
+    if cfg.prefs.dataset:
+        pairs = load_preference_dataset(cfg.prefs)
+        pairs.save_to_disk(out / "pairs")
+        return {"flops": 0.0, "pairs": len(pairs), "source": cfg.prefs.dataset}
+    torch.manual_seed(cfg.seed)
+    policy = load_policy(sft).to(device)
+    meter = _meter()
+    meter.watch(policy, "policy")
+    chosen_prompts = random.Random(f"prefs-{cfg.seed}").choices(prompts, k=cfg.prefs.n_pairs)
+    rows: dict[str, list] = {"prompt": [], "completion_a": [], "completion_b": []}
+    for start in trange(0, len(chosen_prompts), cfg.sft.batch_size, desc="preference pairs", leave=False):
+        chunk = chosen_prompts[start : start + cfg.sft.batch_size]
+        rows["prompt"] += chunk
+        rows["completion_a"] += sample(policy, tokenizer, chunk, task.cfg.max_new_tokens, cfg.prefs.temperature).completions
+        rows["completion_b"] += sample(policy, tokenizer, chunk, task.cfg.max_new_tokens, cfg.prefs.temperature).completions
+    gold_a = torch.tensor([task.gold_reward(p, c) for p, c in zip(rows["prompt"], rows["completion_a"])])
+    gold_b = torch.tensor([task.gold_reward(p, c) for p, c in zip(rows["prompt"], rows["completion_b"])])
+    prefer_a = bradley_terry_labels(gold_a, gold_b, cfg.prefs.tau, cfg.prefs.label_noise, torch.Generator().manual_seed(cfg.seed))
+    pick = lambda a, b: [x if p else y for x, y, p in zip(a, b, prefer_a.tolist())]  # noqa: E731
+    pairs = datasets.Dataset.from_dict({
+        "prompt": rows["prompt"],
+        "chosen": pick(rows["completion_a"], rows["completion_b"]),
+        "rejected": pick(rows["completion_b"], rows["completion_a"]),
+        "chosen_gold": pick(gold_a.tolist(), gold_b.tolist()),
+        "rejected_gold": pick(gold_b.tolist(), gold_a.tolist()),
+    })  # fmt: skip
+    pairs.save_to_disk(out / "pairs")
+    agree = (torch.tensor(pairs["chosen_gold"]) > torch.tensor(pairs["rejected_gold"])).float().mean().item()
+    return {"flops": meter.flops, "pairs": len(pairs), "label_gold_agreement": agree}
+
+
+def load_preference_dataset(cfg: PreferenceConfig) -> datasets.Dataset:
+    """A user's preference set: a `save_to_disk` directory or a hub id, with prompt/chosen/rejected columns."""
+    source = cfg.dataset
+    pairs = datasets.load_from_disk(source) if Path(source).is_dir() else datasets.load_dataset(source, split="train")
+    missing = {"prompt", "chosen", "rejected"} - set(pairs.column_names)
+    if missing:
+        raise ValueError(f"preference data set {source} lacks columns {sorted(missing)}")
+    return pairs.select_columns(["prompt", "chosen", "rejected"])
+
+
+def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path, device) -> dict:
+    torch.manual_seed(cfg.seed)
+    rm = ScalarHeadModel.from_policy(load_policy(sft)).to(device)
+    meter = _meter()
+    meter.watch(rm, "reward_model")
+    pairs = datasets.load_from_disk(str(pairs_dir))
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+    n_heldout = max(1, int(cfg.rm.heldout * len(pairs)))
+    heldout, train = pairs.select(order[:n_heldout]), pairs.select(order[n_heldout:])
+    steps = cfg.rm.epochs * (len(train) // cfg.rm.batch_size)
+    optimizer = torch.optim.AdamW(rm.parameters(), lr=cfg.rm.lr, weight_decay=0.0)
+    schedule = get_cosine_schedule_with_warmup(optimizer, steps // 10, steps)
+    shuffle = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def margins(rows) -> torch.Tensor:
+        n = len(rows["prompt"])
+        batch = make_batch(tokenizer, rows["prompt"] * 2, rows["chosen"] + rows["rejected"], device)
+        scores = reward_scores(rm, batch)  # [2n]: chosen then rejected
+        return scores[:n] - scores[n:]
+
+    rm.train()
+    for step in (bar := trange(steps, desc="reward model", leave=False)):
+        epoch_pos = step % (len(train) // cfg.rm.batch_size)
+        if epoch_pos == 0:
+            perm = torch.randperm(len(train), generator=shuffle).tolist()
+        rows = train[perm[epoch_pos * cfg.rm.batch_size : (epoch_pos + 1) * cfg.rm.batch_size]]
+        loss = -F.logsigmoid(margins(rows)).mean()  # Bradley-Terry
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(rm.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    rm.eval()
+    with torch.no_grad():
+        m = torch.cat([margins(heldout[i : i + 256]) for i in range(0, len(heldout), 256)])
+    info = {"flops": meter.flops, "final_loss": loss.item(), "heldout_accuracy": ((m > 0).float() + 0.5 * (m == 0).float()).mean().item()}
+    if "chosen_gold" in heldout.column_names:
+        gold = torch.tensor(heldout["chosen_gold"]) - torch.tensor(heldout["rejected_gold"])
+        distinct = gold != 0
+        info["heldout_gold_accuracy"] = ((m.cpu() > 0) == (gold > 0))[distinct].float().mean().item()
+    rm.save_pretrained(out)
+    return info
+
+
+@dataclass
+class Stages:
+    sft: Path
+    pairs: Path
+    reward_model: Path
+    manifests: dict[str, dict]
+
+    def hashes(self) -> dict[str, str]:
+        return {name: m["key"] for name, m in self.manifests.items()}
+
+
+def prepare_stages(cfg: Config, task: Task, tokenizer, train_prompts: list[str], device: torch.device) -> Stages:
+    """Read the three stages from the cache, building the missing ones."""
+    cache = StageCache(cfg.cache_dir)
+    task_spec = {k: v for k, v in asdict(cfg.task).items() if k != "n_eval"}  # eval prompts do not touch training
+    sft_spec = {"version": CACHE_VERSION, "task": task_spec, "model": asdict(cfg.model), "seed": cfg.seed, "sft": asdict(cfg.sft)}
+    sft, sft_m = cache.get_or_build("sft", sft_spec, lambda out: _sft(out, cfg, task, tokenizer, train_prompts, device))
+    pref_spec = {"version": CACHE_VERSION, "sft": sft_m["key"], "prefs": asdict(cfg.prefs)}
+    prefs, prefs_m = cache.get_or_build(
+        "preferences", pref_spec, lambda out: _preferences(out, cfg, task, tokenizer, sft, train_prompts, device)
+    )
+    rm_spec = {"version": CACHE_VERSION, "sft": sft_m["key"], "preferences": prefs_m["key"], "rm": asdict(cfg.rm)}
+    rm, rm_m = cache.get_or_build("reward_model", rm_spec, lambda out: _reward_model(out, cfg, tokenizer, sft, prefs / "pairs", device))
+    return Stages(sft, prefs / "pairs", rm, {"sft": sft_m, "preferences": prefs_m, "reward_model": rm_m})

@@ -1,0 +1,63 @@
+"""Tasks: prompts, demonstrations, a gold reward and (where one exists) a correctness check.
+
+A task is generated locally and deterministically from a seed. Text is
+whitespace-separated words, so one word is one token of the local tokenizer and
+any hub tokenizer reads the same strings. Adding a task is one module here
+(its config dataclass, its class, a `register_task` call) plus one YAML under
+``conf/task/``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Protocol
+
+from bench.config import ConfigError, TaskConfig, register
+
+
+class Task(Protocol):
+    cfg: TaskConfig
+    vocabulary: list[str]
+    """Every word a prompt or completion may contain (the local tokenizer's vocabulary)."""
+    has_checker: bool
+    """True where `correct` is an exact check (reported as eval/accuracy)."""
+    best_gold_reward: float
+    """The highest gold reward any completion can get (the ceiling the trainers aim at)."""
+
+    def sample_prompt(self, rng: random.Random) -> str: ...
+    def demonstration(self, prompt: str, rng: random.Random) -> str: ...
+    def gold_reward(self, prompt: str, completion: str) -> float: ...
+    def correct(self, prompt: str, completion: str) -> bool: ...
+
+
+TASKS: dict[str, Callable[[TaskConfig], Task]] = {}
+
+
+def register_task(name: str, schema: type[TaskConfig], cls: Callable[[TaskConfig], Task]) -> None:
+    register("task", name, schema)
+    TASKS[name] = cls
+
+
+def build_task(cfg: TaskConfig) -> Task:
+    if cfg.name not in TASKS:
+        raise ConfigError(f"unknown task {cfg.name!r}; available: {', '.join(sorted(TASKS))}")
+    return TASKS[cfg.name](cfg)
+
+
+def prompt_splits(task: Task, seed: int) -> tuple[list[str], list[str]]:
+    """Disjoint train and eval prompts, the same for every run with this task and seed."""
+    rng = random.Random(f"{task.cfg.name}-prompts-{seed}")
+    seen: set[str] = set()
+    prompts: list[str] = []
+    want = task.cfg.n_train + task.cfg.n_eval
+    for _ in range(100 * want):
+        p = task.sample_prompt(rng)
+        if p not in seen:
+            seen.add(p)
+            prompts.append(p)
+            if len(prompts) == want:
+                return prompts[: task.cfg.n_train], prompts[task.cfg.n_train :]
+    raise ConfigError(f"task {task.cfg.name} has fewer than {want} distinct prompts; lower task.n_train or task.n_eval")
+
+
+from bench.tasks import arithmetic, sentiment, sorting  # noqa: E402,F401  (they register themselves)
