@@ -154,7 +154,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         reward_model = meter.watch(frozen(ScalarHeadModel.from_pretrained(stages.reward_model).to(device)), "reward_model")
         logger = RunLogger(
             cfg.logger, run_dir, name=run_dir.name, group=cfg.logger.group or group, job_type=cfg.algo.name,
-            tags=[cfg.task.name, describe(cfg.model)], config=resolved_config,
+            tags=[cfg.task.name, Path(describe(cfg.model)).name[:64]], config=resolved_config,  # wandb caps tags at 64
         )  # fmt: skip
 
         # 4. Evaluator and the SFT baseline at compute 0 (outside the budget).

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import bench.algos  # noqa: F401
+from bench.app import CONF_DIR
+from bench.config import Config, to_object
+from bench.runner import run
+
+# Small enough for CI: every stage of a tiny run takes seconds on a laptop core.
+TINY = [
+    "model=tiny",
+    "task.n_train=500",
+    "task.n_eval=64",
+    "sft.steps=150",
+    "prefs.n_pairs=256",
+    "budget.amount=2e10",
+    "logger.wandb_mode=disabled",
+]
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def tiny_config(cache_dir: Path, *overrides: str) -> tuple[Config, dict]:
+    cfg = compose_config(*TINY, f"cache_dir={cache_dir}", *overrides)
+    return to_object(cfg), OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One stage cache for the whole session, as one sweep shares it."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def run_tiny(tmp_path, shared_cache):
+    def _run(*overrides: str, name: str = "run", cache_dir: Path | None = None) -> tuple[dict, Path]:
+        cfg, resolved = tiny_config(cache_dir or shared_cache, *overrides)
+        run_dir = tmp_path / name
+        return run(cfg, run_dir, resolved, group="tests"), run_dir
+
+    return _run

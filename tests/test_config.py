@@ -1,0 +1,92 @@
+"""Configs: every algo × task × model composes and validates; bad input names what is wrong."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from bench.algos import ALGOS
+from bench.config import ConfigError, to_object
+from bench.tasks import TASKS
+from tests.conftest import compose_config
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+
+
+def test_every_yaml_has_a_registered_implementation():
+    assert sorted(p.stem for p in (CONF / "algo").glob("*.yaml")) == sorted(ALGOS)
+    assert sorted(p.stem for p in (CONF / "task").glob("*.yaml")) == sorted(TASKS)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("model", MODELS)
+def test_every_combination_composes_and_validates(algo, task, model):
+    extra = ["model.name=some/model"] if model == "hub" else []
+    cfg = to_object(compose_config(f"algo={algo}", f"task={task}", f"model={model}", *extra))
+    assert (cfg.algo.name, cfg.task.name, cfg.model.preset) == (algo, task, model)
+
+
+def test_every_yaml_key_has_a_comment():
+    for path in CONF.rglob("*.yaml"):
+        lines = path.read_text().splitlines()
+        in_defaults = False
+        for i, line in enumerate(lines):
+            if line.startswith("defaults:"):
+                in_defaults = True
+            elif line and not line.startswith((" ", "-", "#")):
+                in_defaults = False
+            is_key = line and not line.startswith(("#", " ", "-")) and ":" in line
+            if is_key and not in_defaults and not line.startswith(("hydra:", "defaults:")):
+                assert lines[i - 1].lstrip().startswith("#"), f"{path.name}: key {line!r} has no comment above it"
+
+
+def test_typo_in_override_names_the_key():
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_config("algo=dpo", "algo.bta=0.2")
+    assert "Key 'bta' not in 'DPOConfig'" in str(e.value.__cause__)
+    assert "full_key: algo.bta" in str(e.value.__cause__)
+
+
+def test_unknown_option_lists_the_choices():
+    with pytest.raises(ConfigCompositionException, match="dpo"):
+        compose_config("algo=dpoo")
+
+
+def test_appended_unknown_key_is_rejected():
+    with pytest.raises(ConfigError, match="unknown key algo.typo; algo accepts: .*beta"):
+        to_object(compose_config("+algo.typo=3"))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("budget.amount=0", "budget.amount must be > 0, got 0"),
+        ("budget.amount=-5", "budget.amount must be > 0"),
+        ("budget.eval_every=1.5", r"budget.eval_every must be in \(0, 1\], got 1.5"),
+        ("prefs.label_noise=0.7", r"prefs.label_noise must be in \[0, 0.5\]"),
+        ("model=hub", "model=hub needs model.name"),
+    ],
+)
+def test_invalid_values_fail_before_any_work(override, message):
+    with pytest.raises(ConfigError, match=message):
+        to_object(compose_config(override))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.app", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_shows_resolved_config_and_rejects_bad_input(tmp_path):
+    shown = _cli("--cfg", "job")
+    assert shown.returncode == 0 and "algo:" in shown.stdout and "budget:" in shown.stdout
+    bad_algo = _cli("algo=dpoo")
+    assert bad_algo.returncode != 0 and "Could not find 'algo/dpoo'" in bad_algo.stderr and "dpo" in bad_algo.stderr
+    bad_key = _cli("task.nme=3")
+    assert bad_key.returncode != 0 and "Key 'nme' not in 'SentimentConfig'" in bad_key.stderr
+    zero = _cli("budget.amount=0", f"hydra.sweep.dir={tmp_path}")
+    assert zero.returncode == 2 and "rlhf-bench: error: budget.amount must be > 0" in zero.stderr
+    assert not list(tmp_path.rglob("summary.json"))  # rejected before any work
