@@ -87,9 +87,9 @@ class BudgetConfig:
 class SFTConfig:
     """Stage 1: supervised fine-tuning on demonstrations (loss on completion tokens only)."""
 
-    steps: int = 300
+    steps: int = 1000
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-3
 
 
 @dataclass

@@ -58,7 +58,7 @@ def _sft(out: Path, cfg: Config, task: Task, tokenizer, prompts: list[str], devi
     schedule = get_cosine_schedule_with_warmup(optimizer, cfg.sft.steps // 10, cfg.sft.steps)
     order = torch.Generator().manual_seed(cfg.seed)
     policy.train()
-    for _ in (bar := trange(cfg.sft.steps, desc="SFT", leave=False)):
+    for _ in (bar := trange(cfg.sft.steps, desc="SFT", leave=False, disable=None)):
         idx = torch.randint(len(prompts), (cfg.sft.batch_size,), generator=order).tolist()
         batch = make_batch(tokenizer, [prompts[i] for i in idx], [demos[i] for i in idx], device)
         loss = -masked_mean(token_logprobs(policy, batch), batch.completion_mask)  # completion tokens only
@@ -84,7 +84,7 @@ def _preferences(out: Path, cfg: Config, task: Task, tokenizer, sft: Path, promp
     meter.watch(policy, "policy")
     chosen_prompts = random.Random(f"prefs-{cfg.seed}").choices(prompts, k=cfg.prefs.n_pairs)
     rows: dict[str, list] = {"prompt": [], "completion_a": [], "completion_b": []}
-    for start in trange(0, len(chosen_prompts), cfg.sft.batch_size, desc="preference pairs", leave=False):
+    for start in trange(0, len(chosen_prompts), cfg.sft.batch_size, desc="preference pairs", leave=False, disable=None):
         chunk = chosen_prompts[start : start + cfg.sft.batch_size]
         rows["prompt"] += chunk
         rows["completion_a"] += sample(policy, tokenizer, chunk, task.cfg.max_new_tokens, cfg.prefs.temperature).completions
@@ -136,7 +136,7 @@ def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path,
         return scores[:n] - scores[n:]
 
     rm.train()
-    for step in (bar := trange(steps, desc="reward model", leave=False)):
+    for step in (bar := trange(steps, desc="reward model", leave=False, disable=None)):
         epoch_pos = step % (len(train) // cfg.rm.batch_size)
         if epoch_pos == 0:
             perm = torch.randperm(len(train), generator=shuffle).tolist()
@@ -154,8 +154,9 @@ def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path,
     info = {"flops": meter.flops, "final_loss": loss.item(), "heldout_accuracy": ((m > 0).float() + 0.5 * (m == 0).float()).mean().item()}
     if "chosen_gold" in heldout.column_names:
         gold = torch.tensor(heldout["chosen_gold"]) - torch.tensor(heldout["rejected_gold"])
-        distinct = gold != 0
-        info["heldout_gold_accuracy"] = ((m.cpu() > 0) == (gold > 0))[distinct].float().mean().item()
+        distinct = gold != 0  # pairs the gold reward can order at all
+        if distinct.any():
+            info["heldout_gold_accuracy"] = ((m.cpu() > 0) == (gold > 0))[distinct].float().mean().item()
     rm.save_pretrained(out)
     return info
 

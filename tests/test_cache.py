@@ -9,7 +9,7 @@ import pytest
 
 from bench.cache import CorruptEntry, StageCache, stage_key, verify
 
-SPEC = {"task": "sorting", "seed": 0}
+SPEC = {"task": "running_sum", "seed": 0}
 
 
 def _build(out: Path, counter: Path) -> dict:

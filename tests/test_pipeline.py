@@ -18,7 +18,7 @@ def _rows(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("task", ["sentiment", "arithmetic", "sorting"])
+@pytest.mark.parametrize("task", ["sentiment", "arithmetic", "running_sum"])
 def test_dpo_run_writes_every_file_and_key(run_tiny, task):
     summary, run_dir = run_tiny("algo=dpo", f"task={task}")
     assert summary["status"] == "finished", summary.get("error")
@@ -60,12 +60,12 @@ def test_dpo_beats_sft_on_the_preference_task(run_tiny):
 def test_stages_are_reused_and_rebuilt_when_their_config_changes(run_tiny, tmp_path, caplog):
     cache = tmp_path / "cache"
     with caplog.at_level(logging.INFO, logger="bench.cache"):
-        first, _ = run_tiny("task=sorting", name="a", cache_dir=cache)
+        first, _ = run_tiny("task=running_sum", name="a", cache_dir=cache)
         caplog.clear()
-        again, _ = run_tiny("task=sorting", "algo.beta=0.5", "budget.amount=1e10", name="b", cache_dir=cache)
+        again, _ = run_tiny("task=running_sum", "algo.beta=0.5", "budget.amount=1e10", name="b", cache_dir=cache)
         hits = [r.getMessage() for r in caplog.records if "cache hit" in r.getMessage()]
         caplog.clear()
-        other_sft, _ = run_tiny("task=sorting", "sft.steps=120", name="c", cache_dir=cache)
+        other_sft, _ = run_tiny("task=running_sum", "sft.steps=120", name="c", cache_dir=cache)
         misses = [r.getMessage() for r in caplog.records if "cache miss" in r.getMessage()]
     hashes = lambda s: {k: v["hash"] for k, v in s["stages"].items()}  # noqa: E731
     assert hashes(first) == hashes(again)
@@ -75,7 +75,7 @@ def test_stages_are_reused_and_rebuilt_when_their_config_changes(run_tiny, tmp_p
 
 
 def test_wandb_offline_run_is_written(run_tiny):
-    summary, run_dir = run_tiny("task=sorting", "logger.wandb_mode=offline", "budget.amount=5e9")
+    summary, run_dir = run_tiny("task=running_sum", "logger.wandb_mode=offline", "budget.amount=5e9")
     assert summary["status"] == "finished"
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))

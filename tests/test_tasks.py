@@ -6,23 +6,27 @@ from bench.config import ConfigError
 from bench.tasks import build_task, prompt_splits
 from bench.tasks.arithmetic import ArithmeticConfig
 from bench.tasks.sentiment import SentimentConfig
-from bench.tasks.sorting import SortingConfig
+from bench.tasks.running_sum import RunningSumConfig
 
 
-def test_sorting_partial_credit():
-    """Target of "3 1 2" is "1 2 3": 3/3 right; "1 3 2" 1/3; an extra token divides by 4 -> 3/4; one token 1/3."""
-    task = build_task(SortingConfig(name="sorting"))
-    prompt = "sort 3 1 2 :"
-    assert [task.gold_reward(prompt, c) for c in ["1 2 3", "1 3 2", "1 2 3 4", "1", ""]] == pytest.approx([1, 1 / 3, 3 / 4, 1 / 3, 0])
-    assert task.correct(prompt, "1 2 3") and not task.correct(prompt, "1 2 3 4")
+def test_running_sum_partial_credit():
+    """Running sums of 3 9 4 are 3, 12, 16 -> "3 2 6": all right 1; "3 2 7" 2/3; an extra digit divides by 4 -> 3/4; "3" 1/3."""
+    task = build_task(RunningSumConfig(name="running_sum", min_len=3))
+    prompt = "sum 3 9 4 :"
+    assert [task.gold_reward(prompt, c) for c in ["3 2 6", "3 2 7", "3 2 6 0", "3", ""]] == pytest.approx([1, 2 / 3, 3 / 4, 1 / 3, 0])
+    assert task.correct(prompt, "3 2 6") and not task.correct(prompt, "3 2 6 0")
+    assert task.demonstration("sum 9 9 9 9 :", None) == "9 8 7 6"
 
 
 def test_arithmetic_exact_answer():
+    """47 + 38 = 85, written "5 8" (reversed) or "8 5"; 99 + 2 = 101 reads the same both ways."""
     task = build_task(ArithmeticConfig(name="arithmetic"))
-    assert task.gold_reward("4 7 + 3 8 =", "8 5") == 1.0
-    assert task.gold_reward("4 7 + 3 8 =", "8 6") == 0.0
+    assert task.gold_reward("4 7 + 3 8 =", "5 8") == 1.0
+    assert task.gold_reward("4 7 + 3 8 =", "8 5") == 0.0
     assert task.gold_reward("9 9 + 0 2 =", "1 0 1") == 1.0
-    assert task.demonstration("0 5 + 0 5 =", None) == "1 0"
+    assert task.demonstration("0 5 + 1 5 =", None) == "0 2"
+    plain = build_task(ArithmeticConfig(name="arithmetic", reversed=False))
+    assert plain.gold_reward("4 7 + 3 8 =", "8 5") == 1.0 and plain.demonstration("0 5 + 1 5 =", None) == "2 0"
 
 
 def test_sentiment_gold_reward_by_hand():
@@ -40,7 +44,7 @@ def test_sentiment_gold_reward_by_hand():
     assert task.best_gold_reward == pytest.approx(0.84)
 
 
-@pytest.mark.parametrize("cfg", [ArithmeticConfig(name="arithmetic"), SentimentConfig(name="sentiment"), SortingConfig(name="sorting")])
+@pytest.mark.parametrize("cfg", [ArithmeticConfig(name="arithmetic"), SentimentConfig(name="sentiment"), RunningSumConfig(name="running_sum")])
 def test_splits_are_disjoint_and_deterministic(cfg):
     task = build_task(cfg)
     train, evaluation = prompt_splits(task, seed=0)
@@ -58,5 +62,5 @@ def test_too_few_distinct_prompts_is_a_clear_error():
 
 
 def test_unknown_task_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown task 'poetry'; available: arithmetic, sentiment, sorting"):
+    with pytest.raises(ConfigError, match="unknown task 'poetry'; available: arithmetic, running_sum, sentiment"):
         build_task(SentimentConfig(name="poetry"))

@@ -60,4 +60,4 @@ def prompt_splits(task: Task, seed: int) -> tuple[list[str], list[str]]:
     raise ConfigError(f"task {task.cfg.name} has fewer than {want} distinct prompts; lower task.n_train or task.n_eval")
 
 
-from bench.tasks import arithmetic, sentiment, sorting  # noqa: E402,F401  (they register themselves)
+from bench.tasks import arithmetic, running_sum, sentiment  # noqa: E402,F401  (they register themselves)

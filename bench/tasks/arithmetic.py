@@ -1,6 +1,10 @@
 """Verifiable task: add two numbers. Reward 1 if the sum is exactly right, else 0 (GRPO's home ground).
 
-    prompt      "4 7 + 3 8 ="     completion "8 5"
+    prompt      "4 7 + 3 8 ="     completion "5 8"   (reversed: 85)
+
+The sum is written least significant digit first (`reversed: true`, the default), the
+order in which carries are computed, so a small transformer can learn it left to right;
+`reversed=false` writes it the usual way, a much harder task for the same model.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from bench.tasks import register_task
 class ArithmeticConfig(TaskConfig):
     digits: int = 2
     """Digits per operand; the sum has up to digits + 1."""
+    reversed: bool = True
+    """Write the sum least significant digit first."""
 
 
 class Arithmetic:
@@ -32,7 +38,8 @@ class Arithmetic:
 
     def _answer(self, prompt: str) -> str:
         a, b = prompt.removesuffix("=").split("+")
-        return " ".join(str(int(a.replace(" ", "")) + int(b.replace(" ", ""))))
+        digits = str(int(a.replace(" ", "")) + int(b.replace(" ", "")))
+        return " ".join(digits[::-1] if self.cfg.reversed else digits)
 
     def demonstration(self, prompt: str, rng: random.Random) -> str:
         return self._answer(prompt)
