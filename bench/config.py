@@ -154,6 +154,11 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
+    """The trainer's seed: initial RNG state, data order, sampling."""
+    stage_seed: int = 0
+    """The seed of the cached stages and prompt splits. Kept apart from `seed` so that every
+    seed and algorithm starts from the same SFT model and reward model (the spread over
+    seeds is the trainers' own); sweep it to include the SFT and reward-model variance."""
     device: str = "auto"
     """`auto` (CUDA when present), `cpu` or `cuda`; CUDA runs in bf16 autocast."""
     cache_dir: str = "${oc.env:RLHF_BENCH_CACHE,.cache/rlhf-bench}"

@@ -129,7 +129,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
     started = time.time()
     summary: dict = {
         "schema": SUMMARY_SCHEMA, "status": "failed", "algo": cfg.algo.name, "task": cfg.task.name,
-        "model": describe(cfg.model), "seed": cfg.seed, "run_dir": str(run_dir),
+        "model": describe(cfg.model), "seed": cfg.seed, "stage_seed": cfg.stage_seed, "run_dir": str(run_dir),
         "versions": _versions(), "git_commit": _git_commit(),
     }  # fmt: skip
     logger = None
@@ -139,7 +139,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         torch.manual_seed(cfg.seed)
         task = build_task(cfg.task)
         tokenizer = build_tokenizer(cfg.model, task.vocabulary)
-        train_prompts, eval_prompts = prompt_splits(task, cfg.seed)
+        train_prompts, eval_prompts = prompt_splits(task, cfg.stage_seed)
 
         # 2. Cached stages.
         stages = prepare_stages(cfg, task, tokenizer, train_prompts, device)

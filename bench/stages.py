@@ -48,15 +48,15 @@ def _meter() -> Meter:
 
 
 def _sft(out: Path, cfg: Config, task: Task, tokenizer, prompts: list[str], device: torch.device) -> dict:
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.stage_seed)
     policy = build_policy(cfg.model, tokenizer).to(device)
     meter = _meter()
     meter.watch(policy, "policy")
-    rng = random.Random(f"sft-{cfg.seed}")
+    rng = random.Random(f"sft-{cfg.stage_seed}")
     demos = [task.demonstration(p, rng) for p in prompts]
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.sft.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, cfg.sft.steps // 10, cfg.sft.steps)
-    order = torch.Generator().manual_seed(cfg.seed)
+    order = torch.Generator().manual_seed(cfg.stage_seed)
     policy.train()
     for _ in (bar := trange(cfg.sft.steps, desc="SFT", leave=False, disable=None)):
         idx = torch.randint(len(prompts), (cfg.sft.batch_size,), generator=order).tolist()
@@ -78,11 +78,11 @@ def _preferences(out: Path, cfg: Config, task: Task, tokenizer, sft: Path, promp
         pairs = load_preference_dataset(cfg.prefs)
         pairs.save_to_disk(out / "pairs")
         return {"flops": 0.0, "pairs": len(pairs), "source": cfg.prefs.dataset}
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.stage_seed)
     policy = load_policy(sft).to(device)
     meter = _meter()
     meter.watch(policy, "policy")
-    chosen_prompts = random.Random(f"prefs-{cfg.seed}").choices(prompts, k=cfg.prefs.n_pairs)
+    chosen_prompts = random.Random(f"prefs-{cfg.stage_seed}").choices(prompts, k=cfg.prefs.n_pairs)
     rows: dict[str, list] = {"prompt": [], "completion_a": [], "completion_b": []}
     for start in trange(0, len(chosen_prompts), cfg.sft.batch_size, desc="preference pairs", leave=False, disable=None):
         chunk = chosen_prompts[start : start + cfg.sft.batch_size]
@@ -91,7 +91,7 @@ def _preferences(out: Path, cfg: Config, task: Task, tokenizer, sft: Path, promp
         rows["completion_b"] += sample(policy, tokenizer, chunk, task.cfg.max_new_tokens, cfg.prefs.temperature).completions
     gold_a = torch.tensor([task.gold_reward(p, c) for p, c in zip(rows["prompt"], rows["completion_a"])])
     gold_b = torch.tensor([task.gold_reward(p, c) for p, c in zip(rows["prompt"], rows["completion_b"])])
-    prefer_a = bradley_terry_labels(gold_a, gold_b, cfg.prefs.tau, cfg.prefs.label_noise, torch.Generator().manual_seed(cfg.seed))
+    prefer_a = bradley_terry_labels(gold_a, gold_b, cfg.prefs.tau, cfg.prefs.label_noise, torch.Generator().manual_seed(cfg.stage_seed))
     pick = lambda a, b: [x if p else y for x, y, p in zip(a, b, prefer_a.tolist())]  # noqa: E731
     pairs = datasets.Dataset.from_dict({
         "prompt": rows["prompt"],
@@ -116,18 +116,18 @@ def load_preference_dataset(cfg: PreferenceConfig) -> datasets.Dataset:
 
 
 def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path, device) -> dict:
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.stage_seed)
     rm = ScalarHeadModel.from_policy(load_policy(sft)).to(device)
     meter = _meter()
     meter.watch(rm, "reward_model")
     pairs = datasets.load_from_disk(str(pairs_dir))
-    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(cfg.stage_seed)).tolist()
     n_heldout = max(1, int(cfg.rm.heldout * len(pairs)))
     heldout, train = pairs.select(order[:n_heldout]), pairs.select(order[n_heldout:])
     steps = cfg.rm.epochs * (len(train) // cfg.rm.batch_size)
     optimizer = torch.optim.AdamW(rm.parameters(), lr=cfg.rm.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, steps // 10, steps)
-    shuffle = torch.Generator().manual_seed(cfg.seed + 1)
+    shuffle = torch.Generator().manual_seed(cfg.stage_seed + 1)
 
     def margins(rows) -> torch.Tensor:
         n = len(rows["prompt"])
@@ -176,7 +176,7 @@ def prepare_stages(cfg: Config, task: Task, tokenizer, train_prompts: list[str],
     """Read the three stages from the cache, building the missing ones."""
     cache = StageCache(cfg.cache_dir)
     task_spec = {k: v for k, v in asdict(cfg.task).items() if k != "n_eval"}  # eval prompts do not touch training
-    sft_spec = {"version": CACHE_VERSION, "task": task_spec, "model": asdict(cfg.model), "seed": cfg.seed, "sft": asdict(cfg.sft)}
+    sft_spec = {"version": CACHE_VERSION, "task": task_spec, "model": asdict(cfg.model), "stage_seed": cfg.stage_seed, "sft": asdict(cfg.sft)}
     sft, sft_m = cache.get_or_build("sft", sft_spec, lambda out: _sft(out, cfg, task, tokenizer, train_prompts, device))
     pref_spec = {"version": CACHE_VERSION, "sft": sft_m["key"], "prefs": asdict(cfg.prefs)}
     prefs, prefs_m = cache.get_or_build(

@@ -57,12 +57,12 @@ def test_dpo_beats_sft_on_the_preference_task(run_tiny):
     assert summary["final"]["eval/gold_reward"] > summary["sft"]["eval/gold_reward"]
 
 
-def test_stages_are_reused_and_rebuilt_when_their_config_changes(run_tiny, tmp_path, caplog):
+def test_stages_are_reused_across_seeds_and_rebuilt_when_their_config_changes(run_tiny, tmp_path, caplog):
     cache = tmp_path / "cache"
     with caplog.at_level(logging.INFO, logger="bench.cache"):
         first, _ = run_tiny("task=running_sum", name="a", cache_dir=cache)
         caplog.clear()
-        again, _ = run_tiny("task=running_sum", "algo.beta=0.5", "budget.amount=1e10", name="b", cache_dir=cache)
+        again, _ = run_tiny("task=running_sum", "seed=1", "algo.beta=0.5", "budget.amount=1e10", name="b", cache_dir=cache)
         hits = [r.getMessage() for r in caplog.records if "cache hit" in r.getMessage()]
         caplog.clear()
         other_sft, _ = run_tiny("task=running_sum", "sft.steps=120", name="c", cache_dir=cache)
