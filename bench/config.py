@@ -26,6 +26,12 @@ class BudgetUnit(str, enum.Enum):
     steps = "steps"
 
 
+class RewardSource(str, enum.Enum):
+    auto = "auto"
+    model = "model"
+    verifiable = "verifiable"
+
+
 class WandbMode(str, enum.Enum):
     offline = "offline"
     online = "online"
@@ -153,6 +159,10 @@ class Config:
     rm: RewardModelConfig = field(default_factory=RewardModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    reward: RewardSource = RewardSource.auto
+    """What PPO and GRPO are rewarded with: `model` (the cached reward model), `verifiable`
+    (the task's own check, where it has one) or `auto` (verifiable where the task has a
+    check, else the model). DPO learns from the pairs either way."""
     seed: int = 0
     """The trainer's seed: initial RNG state, data order, sampling."""
     stage_seed: int = 0

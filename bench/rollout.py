@@ -20,6 +20,30 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
+class EpochSampler:
+    """Indices 0..n-1 in a fresh random order each epoch; its state is part of a checkpoint."""
+
+    def __init__(self, n: int, seed: int):
+        self.n = n
+        self.generator = torch.Generator().manual_seed(seed)
+        self.queue: list[int] = []
+
+    def take(self, k: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < k:
+            if not self.queue:
+                self.queue = torch.randperm(self.n, generator=self.generator).tolist()
+            out.append(self.queue.pop(0))
+        return out
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "queue": list(self.queue)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.queue = list(state["queue"])
+
+
 @dataclass
 class Batch:
     input_ids: torch.Tensor  # [B, P + C]

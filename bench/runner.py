@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bench.algos import Context, build_trainer
+from bench.algos import Context, build_trainer, resolve_reward_source
 from bench.config import Config, ConfigError
 from bench.evaluator import Evaluator
 from bench.logger import RunLogger
@@ -72,6 +72,7 @@ def preflight(cfg: Config) -> None:
 
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algorithm {cfg.algo.name!r}; available: {', '.join(sorted(ALGOS))}")
+    resolve_reward_source(cfg.reward, task)
     build_tokenizer(cfg.model, task.vocabulary)  # a hub name that cannot be loaded fails here
     pick_device(cfg.device)
     from bench.cache import StageCache
@@ -165,18 +166,22 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
 
         # 5. Train under the budget.
         torch.manual_seed(cfg.seed)
-        ctx = Context(task, tokenizer, device, meter, phases, train_prompts, stages, reference, reward_model, cfg.seed)
+        reward_source = resolve_reward_source(cfg.reward, task)
+        summary["reward_source"] = reward_source.value
+        ctx = Context(task, tokenizer, device, meter, phases, train_prompts, stages, reference, reward_model, reward_source, cfg.seed)
         meter.start()
         trainer = build_trainer(cfg.algo, ctx)
         next_eval, next_ckpt = cfg.budget.eval_every, cfg.checkpoint_every
         last_eval: dict[str, float] = {}
+        iteration = 0
         while not meter.exhausted():
             step_start, flops_before, tokens_before = time.perf_counter(), meter.flops, meter.tokens
             with autocast(device):
                 row = trainer.step()
-            meter.steps += 1
+            iteration += 1
             step_s = time.perf_counter() - step_start
             row |= phases.pop() | {
+                "compute/iterations": iteration,
                 "perf/step_s": step_s,
                 "perf/tokens_per_s": (meter.tokens - tokens_before) / step_s,
                 "perf/flops_per_s": (meter.flops - flops_before) / step_s,
@@ -184,7 +189,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
             if "perf/phase_s/rollout" in row:
                 row["perf/generation_share"] = row["perf/phase_s/rollout"] / step_s
             logger.log(row | meter.metrics())
-            _finite_or_raise(row, meter.steps)
+            _finite_or_raise(row, iteration)
             done = meter.spent_fraction()
             if done >= next_eval or meter.exhausted():
                 with meter.paused(), autocast(device):

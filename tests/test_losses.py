@@ -66,3 +66,158 @@ def test_dpo_gradient_raises_chosen_and_lowers_rejected():
 def test_dpo_rejects_unknown_loss_type():
     with pytest.raises(ValueError, match="loss_type='hinge' is not one of sigmoid, ipo"):
         _dpo([0.0], [0.0], beta=0.1, loss_type="hinge")
+
+
+# ---------------------------------------------------------------- GAE
+from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, group_advantages, kl_k3, whiten  # noqa: E402
+
+
+def test_gae_three_steps_by_hand():
+    """r = [1, 0, 2], V = [0.5, 1, 1.5], γ = 0.9, λ = 0.8 (γλ = 0.72), V after the end = 0.
+
+    δ2 = 2 - 1.5 = 0.5;  δ1 = 0 + 0.9·1.5 - 1 = 0.35;  δ0 = 1 + 0.9·1 - 0.5 = 1.4
+    A2 = 0.5;  A1 = 0.35 + 0.72·0.5 = 0.71;  A0 = 1.4 + 0.72·0.71 = 1.9112
+    returns = A + V = [2.4112, 1.71, 2.0]
+    """
+    adv, ret = gae(torch.tensor([[1.0, 0.0, 2.0]]), torch.tensor([[0.5, 1.0, 1.5]]), torch.ones(1, 3), gamma=0.9, lam=0.8)
+    torch.testing.assert_close(adv, torch.tensor([[1.9112, 0.71, 0.5]]))
+    torch.testing.assert_close(ret, torch.tensor([[2.4112, 1.71, 2.0]]))
+
+
+def test_gae_with_gamma_lambda_one_is_reward_to_go_minus_value():
+    """γ = λ = 1: A_t = Σ_{k≥t} r_k - V_t = [3, 2, 2] - [0.5, 1, 1.5] = [2.5, 1, 0.5]."""
+    adv, _ = gae(torch.tensor([[1.0, 0.0, 2.0]]), torch.tensor([[0.5, 1.0, 1.5]]), torch.ones(1, 3), gamma=1.0, lam=1.0)
+    torch.testing.assert_close(adv, torch.tensor([[2.5, 1.0, 0.5]]))
+
+
+def test_gae_ignores_whatever_sits_at_masked_positions():
+    """Noise in rewards and values after the end of a sequence changes nothing (verl's invariance test)."""
+    torch.manual_seed(0)
+    rewards, values = torch.randn(4, 6), torch.randn(4, 6)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0]]).float()
+    adv, ret = gae(rewards, values, mask, 0.99, 0.95)
+    noisy_r = torch.where(mask.bool(), rewards, torch.randn(4, 6) * 100)
+    noisy_v = torch.where(mask.bool(), values, torch.randn(4, 6) * 100)
+    adv2, ret2 = gae(noisy_r, noisy_v, mask, 0.99, 0.95)
+    torch.testing.assert_close(adv, adv2)
+    torch.testing.assert_close(ret, ret2)
+    assert (adv[~mask.bool()] == 0).all()
+    # and a short sequence equals the same sequence computed on its own, unpadded
+    alone, _ = gae(rewards[1:2, :3], values[1:2, :3], torch.ones(1, 3), 0.99, 0.95)
+    torch.testing.assert_close(adv[1:2, :3], alone)
+
+
+def test_whiten_gives_zero_mean_unit_std_over_the_mask():
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 99.0, 99.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    w = whiten(x, mask)
+    vals = w[mask.bool()]
+    assert vals.mean().item() == pytest.approx(0.0, abs=1e-6)
+    assert vals.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert (w[~mask.bool()] == 0).all()
+
+
+# ---------------------------------------------------------------- group advantages
+def test_group_advantages_by_hand():
+    """Groups (G = 3) [1, 2, 3] and [5, 5, 5]: means 2 and 5, Bessel stds 1 and 0.
+
+    group: [-1, 0, 1] / (1 + eps) and zeros (equal rewards: 0 / eps, not NaN)
+    batch: std of all six = sqrt(15.5 / 5) = 1.760682 -> [-1, 0, 1, 0, 0, 0] / 1.760682
+    none:  [-1, 0, 1, 0, 0, 0]
+    """
+    r = torch.tensor([1.0, 2.0, 3.0, 5.0, 5.0, 5.0])
+    eps = 1e-4
+    torch.testing.assert_close(group_advantages(r, 3, "group", eps), torch.tensor([-1, 0, 1, 0, 0, 0.0]) / torch.tensor([1 + eps] * 3 + [1.0] * 3))
+    torch.testing.assert_close(group_advantages(r, 3, "batch", eps), torch.tensor([-1, 0, 1, 0, 0, 0.0]) / (1.760682 + eps))
+    torch.testing.assert_close(group_advantages(r, 3, "none"), torch.tensor([-1, 0, 1, 0, 0, 0.0]))
+    assert not group_advantages(torch.full((4,), 0.7), 2).isnan().any()
+
+
+def test_group_advantages_vectorised_equals_a_plain_loop():
+    torch.manual_seed(1)
+    r, G = torch.randn(5 * 4), 4
+    loop = []
+    for i in range(0, len(r), G):
+        g = r[i : i + G]
+        loop += ((g - g.mean()) / (g.std() + 1e-4)).tolist()
+    torch.testing.assert_close(group_advantages(r, G), torch.tensor(loop))
+
+
+def test_group_advantages_rejects_bad_layouts():
+    with pytest.raises(ValueError, match="group_size must be >= 2"):
+        group_advantages(torch.zeros(4), 1)
+    with pytest.raises(ValueError, match="multiple of group_size 3"):
+        group_advantages(torch.zeros(4), 3)
+
+
+# ---------------------------------------------------------------- KL
+def test_k3_is_nonnegative_and_zero_at_equal_logps():
+    torch.manual_seed(0)
+    logp, logp_ref = torch.randn(1000) - 2, torch.randn(1000) - 2
+    assert (kl_k3(logp, logp_ref) >= 0).all()
+    assert kl_k3(logp, logp).abs().max() == 0
+
+
+def test_k3_mean_over_samples_from_pi_approaches_the_true_kl():
+    """p = [.5, .3, .2], q = [.2, .5, .3]: KL(p‖q) = .5 ln 2.5 + .3 ln .6 + .2 ln(2/3) = 0.223804."""
+    p, q = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.2, 0.5, 0.3])
+    x = torch.multinomial(p, 200_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    estimate = kl_k3(p.log()[x], q.log()[x]).mean().item()
+    assert estimate == pytest.approx(0.223804, abs=0.005)
+
+
+# ---------------------------------------------------------------- clipped surrogate, clip fraction
+def test_clipped_surrogate_by_hand():
+    """ε = 0.2. ratio 1.5, A = +1: max(-1.5, -1.2) = -1.2 (clipped); A = -1: max(1.5, 1.2) = 1.5.
+    ratio 0.5, A = +1: max(-0.5, -0.8) = -0.5; A = -1: max(0.5, 0.8) = 0.8 (clipped).
+    """
+    logp = torch.tensor([[1.5, 1.5, 0.5, 0.5]]).log().requires_grad_()
+    adv = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    loss = clipped_surrogate(logp, torch.zeros(1, 4), adv, 0.2, 0.2)
+    torch.testing.assert_close(loss, torch.tensor([[-1.2, 1.5, -0.5, 0.8]]))
+    loss.sum().backward()
+    # clipped tokens get no gradient; the others d(-A·ρ)/dlogp = -A·ρ
+    torch.testing.assert_close(logp.grad, torch.tensor([[0.0, 1.5, -0.5, 0.0]]))
+    assert clip_fraction(logp, torch.zeros(1, 4), adv, torch.ones(1, 4), 0.2, 0.2).item() == 0.5
+    # DAPO clip-higher: ε_high = 0.6 lets ratio 1.5 through
+    assert clipped_surrogate(logp, torch.zeros(1, 4), adv, 0.2, 0.6)[0, 0].item() == pytest.approx(-1.5)
+    # masked tokens do not count toward the clip fraction
+    assert clip_fraction(logp, torch.zeros(1, 4), adv, torch.tensor([[1.0, 1.0, 0.0, 0.0]]), 0.2, 0.2).item() == 0.5
+
+
+def test_sequence_advantages_broadcast_over_tokens():
+    logp = torch.randn(2, 3)
+    per_seq = clipped_surrogate(logp, logp, torch.tensor([2.0, -1.0]), 0.2, 0.2)
+    torch.testing.assert_close(per_seq, torch.tensor([[-2.0] * 3, [1.0] * 3]))
+
+
+def test_clipped_value_loss_by_hand():
+    """V = 2, V_old = 1, R = 3, ε_v = 0.5: clipped V = 1.5; 0.5·max((2-3)², (1.5-3)²) = 0.5·2.25 = 1.125."""
+    loss = clipped_value_loss(torch.tensor([[2.0]]), torch.tensor([[1.0]]), torch.tensor([[3.0]]), 0.5)
+    assert loss.item() == pytest.approx(1.125)
+
+
+# ---------------------------------------------------------------- aggregation
+def test_aggregate_three_ways_by_hand():
+    """Per-token [[1, 2, 3], [4, ·, ·]] (second sequence 1 token long; · is padding, value 100).
+
+    seq_mean:   mean(2, 4) = 3
+    token_mean: (1 + 2 + 3 + 4) / 4 = 2.5
+    constant:   10 / (2 · 3) = 1.6667; with max_len 5: 10 / 10 = 1
+    """
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 100.0, 100.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    assert aggregate(x, mask, "seq_mean").item() == pytest.approx(3.0)
+    assert aggregate(x, mask, "token_mean").item() == pytest.approx(2.5)
+    assert aggregate(x, mask, "constant").item() == pytest.approx(10 / 6)
+    assert aggregate(x, mask, "constant", max_len=5).item() == pytest.approx(1.0)
+
+
+def test_padding_does_not_change_masked_means():
+    x, mask = torch.randn(3, 4), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]).float()
+    padded_x, padded_mask = torch.cat([x, torch.randn(3, 5)], 1), torch.cat([mask, torch.zeros(3, 5)], 1)
+    for mode in ("seq_mean", "token_mean"):
+        torch.testing.assert_close(aggregate(x, mask, mode), aggregate(padded_x, padded_mask, mode))
+    torch.testing.assert_close(aggregate(x, mask, "constant", max_len=8), aggregate(padded_x, padded_mask, "constant", max_len=8))
+    with pytest.raises(ValueError, match="mode='sum' is not one of seq_mean, token_mean, constant"):
+        aggregate(x, mask, "sum")

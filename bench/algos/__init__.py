@@ -13,10 +13,11 @@ from typing import Callable, Protocol
 import torch
 from transformers import PreTrainedModel
 
-from bench.config import ConfigError, register
+from bench.config import ConfigError, RewardSource, register
 from bench.meter import Meter
 from bench.models import ScalarHeadModel, load_policy
 from bench.phases import Phases
+from bench.rollout import Batch, reward_scores
 from bench.stages import Stages
 from bench.tasks import Task
 
@@ -47,7 +48,17 @@ class Context:
     stages: Stages
     reference: PreTrainedModel
     reward_model: ScalarHeadModel
+    reward_source: RewardSource
+    """`model` or `verifiable` (resolved from `auto` by `resolve_reward_source`)."""
     seed: int
+
+    @torch.no_grad()
+    def rewards(self, batch: Batch) -> torch.Tensor:
+        """One scalar per completion, [B]: the reward model's score or the task's own check."""
+        if self.reward_source == RewardSource.verifiable:
+            scores = [self.task.gold_reward(p, c) for p, c in zip(batch.prompts, batch.completions)]
+            return torch.tensor(scores, device=self.device)
+        return reward_scores(self.reward_model, batch)
 
     def trainable_policy(self) -> PreTrainedModel:
         """A fresh copy of the SFT model, watched by the meter as `policy`."""
@@ -56,12 +67,19 @@ class Context:
         return self.meter.watch(policy, "policy")
 
 
-def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer, max_grad_norm: float) -> torch.Tensor:
-    """Backward, clip, step. Returns the pre-clip gradient norm (a tensor: no host sync here)."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+def resolve_reward_source(source: RewardSource, task: Task) -> RewardSource:
+    if source == RewardSource.auto:
+        return RewardSource.verifiable if task.has_checker else RewardSource.model
+    if source == RewardSource.verifiable and not task.has_checker:
+        raise ConfigError(f"reward=verifiable but task {task.cfg.name} has no checker; use reward=model (or auto)")
+    return source
+
+
+def clip_and_step(model: torch.nn.Module, optimizer, max_grad_norm: float) -> torch.Tensor:
+    """Clip the gradients, take the step, clear them. Returns the pre-clip norm (a tensor: no host sync)."""
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
     return grad_norm
 
 
@@ -79,4 +97,4 @@ def build_trainer(cfg, ctx: Context) -> Trainer:
     return ALGOS[cfg.name](cfg, ctx)
 
 
-from bench.algos import dpo  # noqa: E402,F401  (registers itself)
+from bench.algos import dpo, grpo, ppo  # noqa: E402,F401  (they register themselves)

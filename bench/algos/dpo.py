@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import datasets
 import torch
 
-from bench.algos import Context, optimizer_step, register_algo
+from bench.algos import Context, clip_and_step, register_algo
 from bench.losses import dpo_loss
 from bench.phases import model_bytes
-from bench.rollout import make_batch, token_logprobs
+from bench.rollout import EpochSampler, make_batch, token_logprobs
 
 
 class DPOLossType(str, enum.Enum):
@@ -55,8 +55,7 @@ class DPO:
             ref = [self._logps(ctx.reference, range(i, min(i + 256, len(self.pairs)))) for i in range(0, len(self.pairs), 256)]
         self.ref_chosen = torch.cat([c for c, _ in ref])  # [N]
         self.ref_rejected = torch.cat([r for _, r in ref])  # [N]
-        self.shuffle = torch.Generator().manual_seed(ctx.seed)
-        self.order: list[int] = []
+        self.sampler = EpochSampler(len(self.pairs), ctx.seed)
 
     def _logps(self, model, idx) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed completion log-probs of chosen and rejected, in one forward pass: ([n], [n])."""
@@ -68,9 +67,7 @@ class DPO:
 
     def step(self) -> dict[str, float]:
         # 1. Next minibatch of pairs, reshuffled every epoch.
-        if len(self.order) < self.cfg.batch_size:
-            self.order = torch.randperm(len(self.pairs), generator=self.shuffle).tolist()
-        idx, self.order = self.order[: self.cfg.batch_size], self.order[self.cfg.batch_size :]
+        idx = self.sampler.take(self.cfg.batch_size)
 
         with self.ctx.phases("update"):
             # 2. Policy log-probs of both completions; reference ones were computed once.
@@ -81,7 +78,9 @@ class DPO:
                 chosen, rejected, ref_chosen, ref_rejected, self.cfg.beta, self.cfg.loss_type.value, self.cfg.label_smoothing
             )
             loss = losses.mean()
-            grad_norm = optimizer_step(loss, self.policy, self.optimizer, self.cfg.max_grad_norm)
+            loss.backward()
+            grad_norm = clip_and_step(self.policy, self.optimizer, self.cfg.max_grad_norm)
+        self.ctx.meter.steps += 1
         self.ctx.meter.samples += len(idx)
 
         # 4. Metrics (TRL's names), one host sync.
@@ -103,15 +102,13 @@ class DPO:
         return {
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "shuffle": self.shuffle.get_state(),
-            "order": list(self.order),
+            "sampler": self.sampler.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.shuffle.set_state(state["shuffle"])
-        self.order = list(state["order"])
+        self.sampler.load_state_dict(state["sampler"])
 
 
 register_algo("dpo", DPOConfig, DPO)

@@ -1,0 +1,156 @@
+"""GRPO (Shao et al. 2024, DeepSeekMath): group-relative advantages, no critic.
+
+Three models: the policy (trained); the reference and the reward model (or the task's
+verifiable reward) frozen. Each step samples G completions for each of B prompts,
+scores them, and gives every token of completion i the advantage
+
+    A_i = (r_i - mean(r_group)) / (std(r_group) + eps)          (scale=group)
+
+then minimises the clipped surrogate plus β·k3 KL to the reference, aggregated as
+`loss_agg` says. Options from the papers that followed:
+  - scale=batch (std over the batch) or none (Dr. GRPO, Liu et al. 2025: no std);
+  - loss_agg=token_mean (DAPO, Yu et al. 2025) or constant (Dr. GRPO: sum / (B·G·max_len));
+  - eps_high > eps_low (DAPO's clip-higher);
+  - beta=0 drops the KL term and with it the reference forward pass (DAPO, Dr. GRPO).
+
+Departures from the paper:
+  1. μ (`inner_iterations`) full-batch passes per rollout, no minibatches; with μ = 1 the
+     ratio is 1 and `logp_old` is the detached current log-prob (no extra forward pass).
+  2. The KL term is added per token before aggregation, as in the paper's objective.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import torch
+
+from bench.algos import Context, clip_and_step, register_algo
+from bench.config import ConfigError
+from bench.losses import aggregate, clip_fraction, clipped_surrogate, group_advantages, kl_k3, masked_mean
+from bench.phases import model_bytes
+from bench.rollout import EpochSampler, sample, token_logprobs
+
+
+class AdvantageScale(str, enum.Enum):
+    group = "group"
+    batch = "batch"
+    none = "none"
+
+
+class LossAggregation(str, enum.Enum):
+    seq_mean = "seq_mean"
+    token_mean = "token_mean"
+    constant = "constant"
+
+
+@dataclass
+class GRPOConfig:
+    name: str = "grpo"
+    group_size: int = 8
+    """G: completions per prompt (paper: 64; DAPO: 16). At least 2: the baseline is the group mean."""
+    prompts_per_step: int = 16
+    """B: prompts per step; the policy sees B·G completions per step."""
+    scale: AdvantageScale = AdvantageScale.group
+    """Advantage denominator: group std (GRPO), batch std, or none (Dr. GRPO)."""
+    loss_agg: LossAggregation = LossAggregation.seq_mean
+    """seq_mean (GRPO), token_mean (DAPO), constant (Dr. GRPO: divides by B·G·max_new_tokens)."""
+    eps_low: float = 0.2
+    """ε_low: ratio floor 1 - ε_low (paper: 0.2)."""
+    eps_high: float = 0.2
+    """ε_high: ratio ceiling 1 + ε_high (paper: 0.2; DAPO clip-higher: 0.28)."""
+    beta: float = 0.04
+    """β: weight of the k3 KL to the reference (paper: 0.04). 0 skips the reference forward pass."""
+    inner_iterations: int = 1
+    """μ: optimisation passes over each rollout batch (paper: 1)."""
+    temperature: float = 1.0
+    """Sampling temperature of the rollouts."""
+    adv_eps: float = 1e-4
+    """eps in the advantage denominator."""
+    lr: float = 1e-4
+    """AdamW learning rate (paper: 1e-6 on a 7B model; a tiny model needs far more)."""
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.group_size < 2:
+            raise ConfigError(f"algo.group_size must be >= 2 (the baseline is the group mean), got {self.group_size}")
+        if self.inner_iterations < 1:
+            raise ConfigError(f"algo.inner_iterations must be >= 1, got {self.inner_iterations}")
+
+
+class GRPO:
+    def __init__(self, cfg: GRPOConfig, ctx: Context):
+        self.cfg, self.ctx = cfg, ctx
+        self.policy = ctx.trainable_policy()
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.sampler = EpochSampler(len(ctx.train_prompts), ctx.seed)
+        self.max_len = ctx.task.cfg.max_new_tokens
+
+    def step(self) -> dict[str, float]:
+        cfg, ctx = self.cfg, self.ctx
+        G = cfg.group_size
+
+        # 1. Rollout: G completions per prompt, groups in consecutive rows (group_advantages' layout).
+        with ctx.phases("rollout"):
+            prompts = [ctx.train_prompts[i] for i in self.sampler.take(cfg.prompts_per_step)]
+            batch = sample(self.policy, ctx.tokenizer, [p for p in prompts for _ in range(G)], self.max_len, cfg.temperature)
+            mask = batch.completion_mask  # [B*G, C]
+            rewards = ctx.rewards(batch).float()  # [B*G]
+            advantages = group_advantages(rewards, G, cfg.scale.value, cfg.adv_eps)  # [B*G]
+            with torch.no_grad():
+                logp_ref = token_logprobs(ctx.reference, batch, cfg.temperature) if cfg.beta > 0 else None  # [B*G, C]
+                logp_old = token_logprobs(self.policy, batch, cfg.temperature) if cfg.inner_iterations > 1 else None
+
+        # 2. μ passes over the batch: clipped surrogate + β·KL, aggregated per `loss_agg`.
+        with ctx.phases("update"):
+            for _ in range(cfg.inner_iterations):
+                logp, entropy = token_logprobs(self.policy, batch, cfg.temperature, with_entropy=True)  # [B*G, C]
+                old = logp_old if logp_old is not None else logp.detach()
+                per_token = clipped_surrogate(logp, old, advantages, cfg.eps_low, cfg.eps_high)  # [B*G, C]
+                if logp_ref is not None:
+                    per_token = per_token + cfg.beta * kl_k3(logp, logp_ref)
+                loss = aggregate(per_token, mask, cfg.loss_agg.value, max_len=self.max_len)
+                loss.backward()
+                grad_norm = clip_and_step(self.policy, self.optimizer, cfg.max_grad_norm)
+                ctx.meter.steps += 1
+        ctx.meter.samples += len(batch)
+
+        # 3. Metrics, one host sync.
+        group_std = rewards.view(-1, G).std(-1)  # [B]
+        stats = {
+            "loss": loss.detach(),
+            "reward": rewards.mean(),
+            "reward_std": rewards.std(),
+            "reward_group_std": group_std.mean(),
+            "frac_reward_zero_std": (group_std == 0).float().mean(),
+            "advantages/mean": advantages.mean(),
+            "advantages/std": advantages.std(),
+            "entropy": masked_mean(entropy.detach(), mask),
+            "clip_frac": clip_fraction(logp.detach(), old, advantages, mask, cfg.eps_low, cfg.eps_high),
+            "grad_norm": grad_norm,
+            "completion_length": mask.sum(-1).mean(),
+        }
+        if logp_ref is not None:
+            stats["kl"] = ((logp.detach() - logp_ref) * mask).sum(-1).mean()
+        values = torch.stack(list(stats.values())).tolist()
+        return {f"train/{k}": v for k, v in zip(stats, values)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
+
+    def memory(self) -> dict[str, float]:
+        out = model_bytes("policy", self.policy, self.optimizer)
+        if self.cfg.beta > 0:
+            out |= model_bytes("reference", self.ctx.reference)
+        if self.ctx.reward_source.value == "model":
+            out |= model_bytes("reward_model", self.ctx.reward_model)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+
+
+register_algo("grpo", GRPOConfig, GRPO)
