@@ -66,7 +66,7 @@ class TaskConfig:
     name: str = MISSING
     n_train: int = 2000
     """Training prompts (SFT demonstrations, preference pairs and RL prompts come from them)."""
-    n_eval: int = 128
+    n_eval: int = 256
     """Held-out prompts the evaluator scores on."""
     max_new_tokens: int = 8
     """Completion length cap for every sampler (rollout, preference data, evaluation)."""

@@ -131,6 +131,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
     summary: dict = {
         "schema": SUMMARY_SCHEMA, "status": "failed", "algo": cfg.algo.name, "task": cfg.task.name,
         "model": describe(cfg.model), "seed": cfg.seed, "stage_seed": cfg.stage_seed, "run_dir": str(run_dir),
+        "budget": {"unit": cfg.budget.unit.value, "amount": cfg.budget.amount},
         "versions": _versions(), "git_commit": _git_commit(),
     }  # fmt: skip
     logger = None
