@@ -258,9 +258,9 @@ def _mean_curve(curves: pd.DataFrame, x: str, y: str, grid: np.ndarray) -> tuple
     return np.array([m for m, _, _ in summary]), np.nan_to_num(np.array([h for _, h, _ in summary]))
 
 
-def plot_task(task: str, curves: pd.DataFrame, out: Path) -> list[Path]:
+def task_figure(task: str, curves: pd.DataFrame) -> plt.Figure:
+    """Three panels for one task: gold reward vs FLOPs (mean, 95 % CI band), reward-KL frontier, proxy vs gold."""
     evals = curves[(curves["task"] == task) & (curves["status"] == "finished")].dropna(subset=["eval/gold_reward"])
-    written = []
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax_curve, ax_frontier, ax_over = axes
     grid = np.linspace(0, evals["compute/flops"].max(), 50)
@@ -280,6 +280,11 @@ def plot_task(task: str, curves: pd.DataFrame, out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_task(task: str, curves: pd.DataFrame, out: Path) -> list[Path]:
+    fig, written = task_figure(task, curves), []
     for ext in ("png", "pdf"):
         path = out / f"{task}.{ext}"
         fig.savefig(path, dpi=150)

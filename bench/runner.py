@@ -197,7 +197,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
                     last_eval = evaluator.evaluate(trainer.policy)
                 logger.log(last_eval | meter.metrics())
                 next_eval += cfg.budget.eval_every * math.floor((done - next_eval) / cfg.budget.eval_every + 1)
-            if done >= next_ckpt and not meter.exhausted():
+            if done >= next_ckpt or meter.exhausted():  # the last one holds the final policy
                 with meter.paused():
                     _atomic_write(run_dir / CHECKPOINT, lambda p: torch.save({"trainer": trainer.state_dict(), "meter": meter.state_dict()}, p))
                 next_ckpt += cfg.checkpoint_every * math.floor((done - next_ckpt) / cfg.checkpoint_every + 1)

@@ -1,0 +1,69 @@
+"""PPO, GRPO and DPO through the runner: every trainable weight moves, memory and options behave."""
+
+import glob
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.config import ConfigError, to_object
+from bench.runner import preflight
+from tests.conftest import compose_config
+
+
+def _policy_tensors(path: str) -> dict[str, torch.Tensor]:
+    return load_file(glob.glob(f"{path}/model.safetensors")[0])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo", "dpo"])
+def test_every_trainable_weight_changes(run_tiny, shared_cache, algo):
+    """Two optimiser steps (a steps budget; PPO takes its K·M in one iteration): every weight in the final checkpoint moved."""
+    summary, run_dir = run_tiny(f"algo={algo}", "task=sentiment", "budget=steps", "budget.amount=2")
+    assert summary["status"] == "finished", summary.get("error")
+    sft = _policy_tensors(f"{shared_cache}/sft/{summary['stages']['sft']['hash']}")
+    trained = torch.load(run_dir / "checkpoint.pt", weights_only=False)["trainer"]
+    assert sft.keys() == trained["policy"].keys()
+    unchanged = [k for k, v in sft.items() if torch.equal(v, trained["policy"][k])]
+    assert not unchanged, f"{algo} left these weights untouched: {unchanged}"
+    if algo == "ppo":
+        rm = _policy_tensors(f"{shared_cache}/reward_model/{summary['stages']['reward_model']['hash']}")
+        critic = {k.removeprefix("backbone."): v for k, v in trained["critic"].items() if k.startswith("backbone.")}
+        assert rm.keys() == critic.keys()
+        assert all(not torch.equal(rm[k], critic[k]) for k in rm), "the critic did not train"
+
+
+def test_memory_orders_ppo_above_grpo_above_dpo(run_tiny):
+    """PPO holds a critic with gradients and optimiser state; GRPO the reward model; DPO only policy + reference."""
+    totals = {}
+    for algo in ("ppo", "grpo", "dpo"):
+        summary, _ = run_tiny(f"algo={algo}", "task=sentiment", "budget.amount=5e9", name=algo)
+        model_bytes = {k: v for k, v in summary["memory"].items() if k.endswith(("param_bytes", "grad_bytes", "optimizer_bytes"))}
+        totals[algo] = sum(model_bytes.values())
+        models = {k.split("/")[1] for k in model_bytes}
+        assert models == {"ppo": {"policy", "critic", "reference", "reward_model"}, "grpo": {"policy", "reference", "reward_model"},
+                          "dpo": {"policy", "reference"}}[algo]  # fmt: skip
+    assert totals["ppo"] > totals["grpo"] > totals["dpo"]
+
+
+def test_grpo_without_kl_skips_the_reference(run_tiny):
+    summary, run_dir = run_tiny("algo=grpo", "algo.beta=0", "task=arithmetic", "budget.amount=5e9")
+    assert summary["status"] == "finished", summary.get("error")
+    assert not any("/reference/" in k for k in summary["memory"])
+    assert "compute/flops_by_model/reference" not in summary["final"]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all("train/kl" not in r for r in rows)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["algo=grpo", "algo.group_size=1"], "algo.group_size must be >= 2"),
+        (["algo=ppo", "algo.batch_size=12", "algo.minibatches=5"], "algo.batch_size 12 is not divisible by algo.minibatches 5"),
+        (["algo=grpo", "task=sentiment", "reward=verifiable"], "reward=verifiable but task sentiment has no checker"),
+        (["reward=oracle"], "oracle"),
+    ],
+)
+def test_bad_algorithm_options_are_rejected_before_work(overrides, message):
+    with pytest.raises((ConfigError, Exception), match=message):
+        preflight(to_object(compose_config(*overrides)))
