@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 
 class EpochSampler:
@@ -99,26 +99,39 @@ def make_batch(tokenizer, prompts: list[str], completions: list[str], device) ->
 
 @torch.no_grad()
 def sample(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 1.0) -> Batch:
-    """Sample one completion per prompt with the KV cache (`generate`), plain ancestral sampling.
+    """Sample one completion per prompt: prefill, then one token at a time through the KV cache.
 
-    top_k=0 and top_p=1 so the samples come from π itself: the log-probs the losses use
-    are then the probabilities the tokens were actually drawn with.
+    Plain ancestral sampling at `temperature` (no top-k, no top-p), so the log-probs the
+    losses use are the probabilities the tokens were drawn with. A hand-written loop
+    rather than `generate`: 10-15 % faster on the CPU at these sizes, for identical
+    samples (`scripts/bench_generation.py` measures both; the test suite checks that the
+    loop and greedy `generate` agree token for token).
     """
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, model.device)
     was_training = model.training
     model.eval()
-    out = model.generate(
-        input_ids=prompt_ids, attention_mask=prompt_mask, max_new_tokens=max_new_tokens,
-        do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+    mask, positions = prompt_mask, (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    logits = model(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True).logits[:, -1]
+    done = torch.zeros(len(prompts), dtype=torch.bool, device=model.device)
+    tokens = []
+    for _ in range(max_new_tokens):
+        token = torch.multinomial(F.softmax(logits.float() / temperature, -1), 1).squeeze(-1)  # [B]
+        token = torch.where(done, tokenizer.pad_token_id, token)
+        tokens.append(token)
+        done |= token == tokenizer.eos_token_id
+        if done.all():
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        positions = positions[:, -1:] + 1
+        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True).logits[:, -1]
     model.train(was_training)
-    completion_ids = out[:, prompt_ids.shape[1] :]  # [B, C]
-    mask = completion_mask_from_ids(completion_ids, tokenizer.eos_token_id)
-    completion_ids = torch.where(mask.bool(), completion_ids, tokenizer.pad_token_id)
+    completion_ids = torch.stack(tokens, 1)  # [B, C]
+    completion_mask = completion_mask_from_ids(completion_ids, tokenizer.eos_token_id)
+    completion_ids = torch.where(completion_mask.bool(), completion_ids, tokenizer.pad_token_id)
     texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
     return Batch(
-        torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, mask.long()], 1), mask,
+        torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask.long()], 1), completion_mask,
         prompt_ids.shape[1], list(prompts), texts,
     )  # fmt: skip
 

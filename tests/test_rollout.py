@@ -1,0 +1,61 @@
+"""The shared rollout: the KV-cache sampler against `generate`, masks, log-probs."""
+
+import torch
+
+from bench.config import ModelConfig
+from bench.models import build_policy, build_tokenizer
+from bench.rollout import completion_mask_from_ids, encode_prompts, make_batch, sample, token_logprobs
+from bench.tasks.arithmetic import Arithmetic, ArithmeticConfig
+
+VOCAB = Arithmetic(ArithmeticConfig(name="arithmetic")).vocabulary
+PROMPTS = ["4 7 + 3 8 =", "7 + 3 =", "1 2 + 3 4 =", "9 + 9 9 ="]  # uneven lengths: left padding
+
+
+def _model():
+    torch.manual_seed(0)
+    cfg = ModelConfig(preset="tiny")
+    tok = build_tokenizer(cfg, VOCAB)
+    return build_policy(cfg, tok).eval(), tok
+
+
+def test_sampler_at_zero_temperature_equals_greedy_generate():
+    model, tok = _model()
+    ids, mask = encode_prompts(tok, PROMPTS, "cpu")
+    greedy = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False,
+                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[:, ids.shape[1]:]  # fmt: skip
+    batch = sample(model, tok, PROMPTS, 6, temperature=1e-6)
+    ours = batch.input_ids[:, batch.prompt_len :]
+    width = min(ours.shape[1], greedy.shape[1])
+    keep = batch.completion_mask[:, :width].bool()
+    assert torch.equal(ours[:, :width][keep], greedy[:, :width][keep])
+
+
+def test_log_probs_of_a_batch_do_not_depend_on_its_padding():
+    """The same completion scored alone and inside a left-padded batch gets the same log-probs."""
+    model, tok = _model()
+    together = make_batch(tok, PROMPTS, ["5 8", "0 1", "6 4", "8 0 1"], "cpu")
+    with torch.no_grad():
+        lp_all = token_logprobs(model, together)
+        for i, (p, c) in enumerate(zip(together.prompts, together.completions)):
+            alone = make_batch(tok, [p], [c], "cpu")
+            lp = token_logprobs(model, alone)
+            n = int(alone.completion_mask.sum())
+            torch.testing.assert_close(lp_all[i, :n], lp[0, :n], atol=1e-5, rtol=0)
+
+
+def test_completion_mask_stops_after_the_first_eos():
+    eos = 2
+    ids = torch.tensor([[5, 6, eos, 7, eos], [eos, 5, 5, 5, 5], [5, 5, 5, 5, 5]])
+    assert completion_mask_from_ids(ids, eos).tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
+
+
+def test_sampled_batch_has_consistent_masks_and_texts():
+    model, tok = _model()
+    torch.manual_seed(1)
+    batch = sample(model, tok, PROMPTS * 4, 5)
+    comp = batch.input_ids[:, batch.prompt_len :]
+    assert (comp[batch.completion_mask == 0] == tok.pad_token_id).all()
+    assert torch.equal(batch.attention_mask[:, batch.prompt_len :].float(), batch.completion_mask)
+    special = torch.tensor(tok.all_special_ids)
+    words = [int((torch.isin(c, special, invert=True) & m.bool()).sum()) for m, c in zip(batch.completion_mask, comp)]
+    assert [len(t.split()) for t in batch.completions] == words
