@@ -174,7 +174,10 @@ class Config:
     cache_dir: str = "${oc.env:RLHF_BENCH_CACHE,.cache/rlhf-bench}"
     """Where SFT, preference data and reward model are cached, shared by all runs."""
     checkpoint_every: float = 0.25
-    """Save a trainer checkpoint each time this fraction of the budget is spent."""
+    """Save a trainer checkpoint each time this fraction of the budget is spent (and at the end)."""
+    resume: bool = True
+    """A killed run (a checkpoint, no summary) started again with the same config continues
+    from its checkpoint; false starts it over. Finished runs are always skipped."""
 
 
 def register(group: str, name: str, node: type) -> None:

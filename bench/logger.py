@@ -18,8 +18,14 @@ from bench.config import LoggerConfig
 
 
 class RunLogger:
-    def __init__(self, cfg: LoggerConfig, run_dir: Path, name: str, group: str | None, job_type: str, tags: list[str], config: dict):
+    def __init__(
+        self, cfg: LoggerConfig, run_dir: Path, name: str, group: str | None, job_type: str, tags: list[str], config: dict, keep_rows: int = 0
+    ):
+        """`keep_rows`: rows of an existing metrics.jsonl to keep (a resumed run's, up to its checkpoint)."""
         self.path = run_dir / "metrics.jsonl"
+        kept = self.path.read_text().splitlines(keepends=True)[:keep_rows] if keep_rows else []
+        self.path.write_text("".join(kept))
+        self.rows = len(kept)
         self._file = self.path.open("a")
         self.run = wandb.init(
             mode=cfg.wandb_mode.value, project=cfg.project, dir=str(run_dir), name=name,
@@ -32,6 +38,7 @@ class RunLogger:
         clean = {k: (v if math.isfinite(v) else str(v)) if isinstance(v, float) else v for k, v in row.items()}
         self._file.write(json.dumps(clean) + "\n")
         self._file.flush()
+        self.rows += 1
         self.run.log(row)
 
     def summary(self, values: dict) -> None:

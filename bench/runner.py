@@ -111,6 +111,28 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _resumable_checkpoint(run_dir: Path, resolved_config: dict) -> dict | None:
+    """The checkpoint of a run that was killed (a checkpoint and no summary) with this same config."""
+    path = run_dir / CHECKPOINT
+    if not path.exists() or (run_dir / "summary.json").exists():
+        return None
+    checkpoint = torch.load(path, weights_only=False)
+    if checkpoint["runner"]["config"] != json.loads(json.dumps(resolved_config, default=str)):
+        log.warning("not resuming %s: its checkpoint was written with another config; starting over", run_dir)
+        return None
+    return checkpoint
+
+
 def _finite_or_raise(row: dict[str, float], step: int) -> None:
     for key, value in row.items():
         if isinstance(value, float) and not math.isfinite(value):
@@ -126,6 +148,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         if previous.get("status") == "finished":
             log.info("run already finished, skipping: %s", run_dir)
             return previous
+    resume = _resumable_checkpoint(run_dir, resolved_config) if cfg.resume else None
     (run_dir / "config.json").write_text(json.dumps(resolved_config, indent=2, default=str))
     started = time.time()
     summary: dict = {
@@ -157,13 +180,15 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         logger = RunLogger(
             cfg.logger, run_dir, name=run_dir.name, group=cfg.logger.group or group, job_type=cfg.algo.name,
             tags=[cfg.task.name, Path(describe(cfg.model)).name[:64]], config=resolved_config,  # wandb caps tags at 64
+            keep_rows=resume["runner"]["rows"] if resume else 0,
         )  # fmt: skip
 
         # 4. Evaluator and the SFT baseline at compute 0 (outside the budget).
         with meter.paused(), autocast(device):
             evaluator = Evaluator(cfg.eval, task, tokenizer, eval_prompts, reference, reward_model)
-            summary["sft"] = evaluator.evaluate(reference)
-        logger.log(summary["sft"] | meter.metrics())
+            if resume is None:
+                summary["sft"] = evaluator.evaluate(reference)
+                logger.log(summary["sft"] | meter.metrics())
 
         # 5. Train under the budget.
         torch.manual_seed(cfg.seed)
@@ -172,9 +197,15 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         ctx = Context(task, tokenizer, device, meter, phases, train_prompts, stages, reference, reward_model, reward_source, cfg.seed)
         meter.start()
         trainer = build_trainer(cfg.algo, ctx)
-        next_eval, next_ckpt = cfg.budget.eval_every, cfg.checkpoint_every
-        last_eval: dict[str, float] = {}
-        iteration = 0
+        state = {"iteration": 0, "next_eval": cfg.budget.eval_every, "next_ckpt": cfg.checkpoint_every, "last_eval": {}}
+        if resume is not None:
+            trainer.load_state_dict(resume["trainer"])
+            meter.load_state_dict(resume["meter"])
+            state, summary["sft"] = resume["runner"], resume["runner"]["sft"]
+            _set_rng_state(resume["rng"])
+            summary["resumed_at_iteration"] = state["iteration"]
+            log.info("resuming %s from iteration %d (%.0f%% of the budget)", run_dir, state["iteration"], 100 * meter.spent_fraction())
+        iteration, next_eval, next_ckpt, last_eval = state["iteration"], state["next_eval"], state["next_ckpt"], state["last_eval"]
         while not meter.exhausted():
             step_start, flops_before, tokens_before = time.perf_counter(), meter.flops, meter.tokens
             with autocast(device):
@@ -198,9 +229,14 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
                 logger.log(last_eval | meter.metrics())
                 next_eval += cfg.budget.eval_every * math.floor((done - next_eval) / cfg.budget.eval_every + 1)
             if done >= next_ckpt or meter.exhausted():  # the last one holds the final policy
-                with meter.paused():
-                    _atomic_write(run_dir / CHECKPOINT, lambda p: torch.save({"trainer": trainer.state_dict(), "meter": meter.state_dict()}, p))
                 next_ckpt += cfg.checkpoint_every * math.floor((done - next_ckpt) / cfg.checkpoint_every + 1)
+                runner_state = {
+                    "iteration": iteration, "next_eval": next_eval, "next_ckpt": next_ckpt, "last_eval": last_eval,
+                    "rows": logger.rows, "sft": summary["sft"], "config": resolved_config,
+                }  # fmt: skip
+                checkpoint = {"trainer": trainer.state_dict(), "meter": meter.state_dict(), "runner": runner_state, "rng": _rng_state()}
+                with meter.paused():
+                    _atomic_write(run_dir / CHECKPOINT, lambda p: torch.save(checkpoint, p))
 
         # 6. Summary.
         summary["final"] = last_eval | meter.metrics()

@@ -1,0 +1,104 @@
+"""Reliability: determinism, resume after SIGKILL, divergence, failures, parallel sweeps."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import TINY
+
+WALL_CLOCK = ("perf/", "memory/", "compute/seconds")
+
+
+def _rows(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith(WALL_CLOCK)} for r in rows]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo", "dpo"])
+def test_same_config_and_seed_give_identical_metrics(run_tiny, algo):
+    first, a = run_tiny(f"algo={algo}", "budget.amount=1e10", name="a")
+    second, b = run_tiny(f"algo={algo}", "budget.amount=1e10", name="b")
+    assert first["status"] == second["status"] == "finished"
+    assert _rows(a) == _rows(b)  # every value, bit for bit
+    other, c = run_tiny(f"algo={algo}", "budget.amount=1e10", "seed=1", name="c")
+    assert _rows(c) != _rows(a)  # and the seed does matter
+
+
+def _cli(run_dir, cache, *extra):
+    return [sys.executable, "-m", "bench.app", *TINY, "algo=grpo", "budget.amount=1.5e11", "checkpoint_every=0.1",
+            f"cache_dir={cache}", f"hydra.sweep.dir={run_dir.parent}", f"hydra.sweep.subdir={run_dir.name}", *extra]  # fmt: skip
+
+
+def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, shared_cache):
+    whole, killed = tmp_path / "whole" / "run", tmp_path / "killed" / "run"
+    assert subprocess.run(_cli(whole, shared_cache), capture_output=True, timeout=600).returncode == 0
+
+    proc = subprocess.Popen(_cli(killed, shared_cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (killed / "checkpoint.pt").exists() and not (killed / "summary.json").exists(), "the kill came too late to test resume"
+    rows_at_kill = len((killed / "metrics.jsonl").read_text().splitlines())
+
+    again = subprocess.run(_cli(killed, shared_cache), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming" in again.stdout + again.stderr
+    resumed, reference = (json.loads((d / "summary.json").read_text()) for d in (killed, whole))
+    assert resumed["status"] == "finished" and resumed["resumed_at_iteration"] > 0
+    strip = lambda d: {k: v for k, v in d.items() if not k.startswith(WALL_CLOCK)}  # noqa: E731
+    assert strip(resumed["final"]) == strip(reference["final"])
+    assert _rows(killed) == _rows(whole)  # rows after the checkpoint were dropped and logged again, none twice
+    assert rows_at_kill >= 1
+
+    # started again once more, a finished run is skipped, not redone
+    skipped = subprocess.run(_cli(killed, shared_cache), capture_output=True, text=True, timeout=600)
+    assert "run already finished, skipping" in skipped.stdout + skipped.stderr
+    assert json.loads((killed / "summary.json").read_text())["wall_s"] == resumed["wall_s"]
+
+
+def test_an_absurd_learning_rate_diverges_and_the_sweep_goes_on(tmp_path, shared_cache):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "bench.app", "-m", *TINY, "algo=dpo", "algo.lr=1e8,5e-4", "budget.amount=5e9",
+           f"cache_dir={shared_cache}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    diverged, fine = (json.loads((sweep / name / "summary.json").read_text()) for name in ("0_dpo_sentiment_s0", "1_dpo_sentiment_s0"))
+    assert diverged["status"] == "diverged"
+    assert diverged["diverged"]["metric"].startswith("train/") and diverged["diverged"]["step"] >= 1
+    assert diverged["diverged"]["value"] in ("nan", "inf", "-inf")
+    assert fine["status"] == "finished"
+
+
+def test_an_exception_inside_a_run_is_a_failed_summary_with_its_traceback(run_tiny, monkeypatch):
+    from bench.algos import grpo
+
+    def explode(self):
+        raise RuntimeError("boom in step")
+
+    monkeypatch.setattr(grpo.GRPO, "step", explode)
+    summary, run_dir = run_tiny("algo=grpo", "budget.amount=5e9")
+    assert summary["status"] == "failed"
+    assert "RuntimeError: boom in step" in summary["error"] and "Traceback" in summary["error"]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+def test_parallel_jobs_build_each_stage_once(tmp_path):
+    """Two joblib workers need the same uncached stages at the same moment: one builds, the other waits and reads."""
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    cmd = [sys.executable, "-m", "bench.app", "-m", *TINY, "algo=dpo", "seed=0,1", "budget.amount=5e9",
+           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summaries = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+    assert [s["status"] for s in summaries] == ["finished", "finished"]
+    assert summaries[0]["stages"] == summaries[1]["stages"]
+    for stage in ("sft", "preferences", "reward_model"):
+        entries = [p for p in (cache / stage).iterdir() if p.is_dir()]
+        assert len(entries) == 1, f"{stage}: {entries}"  # one entry, no temporary or corrupt leftovers
