@@ -68,6 +68,7 @@ def frozen(model: torch.nn.Module) -> torch.nn.Module:
 def preflight(cfg: Config) -> None:
     """The checks that need more than the schema, done before any work."""
     task = build_task(cfg.task)
+    prompt_splits(task, cfg.stage_seed)  # a task too small for n_train + n_eval fails here
     from bench.algos import ALGOS
 
     if cfg.algo.name not in ALGOS:
