@@ -135,3 +135,34 @@ def test_empty_input_says_so_and_fails(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 1
     assert any("no runs found" in r.getMessage() for r in caplog.records)
+
+
+def test_wandb_runs_become_the_same_frames(monkeypatch):
+    """--wandb reads runs through wandb's public API; a stand-in API with two runs gives the same tables."""
+    import wandb
+
+    from bench.results import load_wandb
+
+    class FakeRun:
+        def __init__(self, algo, seed, gold):
+            self.config = {"algo": {"name": algo}, "task": {"name": "toy"}, "model": {"preset": "tiny", "name": None},
+                           "seed": seed, "stage_seed": 0, "budget": {"unit": "flops", "amount": 400.0}}  # fmt: skip
+            self.summary = {"status": "finished", "eval/gold_reward": gold, "compute/flops": 400.0, "_step": 3}
+            self.path = ["me", "proj", f"{algo}{seed}"]
+            self._history = [{"compute/flops": 0.0, "eval/gold_reward": 0.0}, {"compute/flops": 400.0, "eval/gold_reward": gold}]
+
+        def scan_history(self):
+            return iter(self._history)
+
+    class FakeApi:
+        def runs(self, path):
+            assert path == "me/proj"
+            return [FakeRun("ppo", 0, 0.1), FakeRun("ppo", 1, 0.3)]
+
+    monkeypatch.setattr(wandb, "Api", FakeApi)
+    runs, curves = load_wandb("me/proj")
+    table = summary_table(runs.summaries)
+    assert table.loc[0, "eval/gold_reward"] == pytest.approx(0.2) and table.loc[0, "n"] == 2
+    assert "_step" not in runs.summaries.columns
+    matched = compute_matched_table(runs.summaries, curves).set_index("budget_fraction")
+    assert matched.loc[0.5, "eval/gold_reward"] == pytest.approx(0.1)
