@@ -24,6 +24,7 @@ from bench.config import BudgetConfig, Config, PreferenceConfig
 from bench.losses import masked_mean
 from bench.meter import Meter
 from bench.models import ScalarHeadModel, build_policy, load_policy
+from bench.optim import clip_and_step
 from bench.rollout import make_batch, reward_scores, sample, token_logprobs
 from bench.tasks import Task
 
@@ -62,10 +63,8 @@ def _sft(out: Path, cfg: Config, task: Task, tokenizer, prompts: list[str], devi
         idx = torch.randint(len(prompts), (cfg.sft.batch_size,), generator=order).tolist()
         batch = make_batch(tokenizer, [prompts[i] for i in idx], [demos[i] for i in idx], device)
         loss = -masked_mean(token_logprobs(policy, batch), batch.completion_mask)  # completion tokens only
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        optimizer.step()
+        clip_and_step(policy, optimizer, 1.0)
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     policy.save_pretrained(out)
@@ -142,10 +141,8 @@ def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path,
             perm = torch.randperm(len(train), generator=shuffle).tolist()
         rows = train[perm[epoch_pos * cfg.rm.batch_size : (epoch_pos + 1) * cfg.rm.batch_size]]
         loss = -F.logsigmoid(margins(rows)).mean()  # Bradley-Terry
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(rm.parameters(), 1.0)
-        optimizer.step()
+        clip_and_step(rm, optimizer, 1.0)
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     rm.eval()

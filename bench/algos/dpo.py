@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import datasets
 import torch
 
-from bench.algos import Context, clip_and_step, register_algo
+from bench.algos import Context, register_algo
 from bench.losses import dpo_loss
+from bench.optim import clip_and_step
 from bench.phases import model_bytes
 from bench.rollout import EpochSampler, make_batch, token_logprobs
 

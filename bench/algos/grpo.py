@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.algos import Context, clip_and_step, register_algo
+from bench.algos import Context, register_algo
 from bench.config import ConfigError
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, group_advantages, kl_k3, masked_mean
+from bench.optim import clip_and_step
 from bench.phases import model_bytes
 from bench.rollout import EpochSampler, sample, token_logprobs
 

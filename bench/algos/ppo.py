@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.algos import Context, clip_and_step, register_algo
+from bench.algos import Context, register_algo
 from bench.config import ConfigError
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, masked_mean, whiten
 from bench.models import ScalarHeadModel, load_policy
+from bench.optim import clip_and_step
 from bench.phases import model_bytes
 from bench.rollout import EpochSampler, sample, sequence_values, token_logprobs
 
