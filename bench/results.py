@@ -320,6 +320,7 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         f"Regenerate: `rlhf-bench-results {' '.join(sources)} --out {out}`",
         "",
         f"Runs read: {len(table)} ({', '.join(f'{v} {k}' for k, v in sorted(statuses.items()))}); skipped: {len(runs.skipped)}.",
+        "Sweeps: " + ", ".join(f"`{d}` ({n} runs)" for d, n in sorted(table["run_dir"].map(lambda p: str(Path(p).parent)).value_counts().items())) + ".",
         "Only finished runs enter a mean; intervals are 95 % Student-t over seeds; pairwise tests are Welch's t.",
         "",
         "## Summary (final metrics)",
