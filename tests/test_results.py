@@ -126,7 +126,8 @@ def test_cli_writes_every_table_and_plot(sweep, tmp_path):
             assert (out / f"{name}.{ext}").stat().st_size > 0
     assert (out / "toy.png").read_bytes()[:4] == b"\x89PNG" and (out / "toy.pdf").read_bytes()[:4] == b"%PDF"
     readme = (out / "README.md").read_text()
-    assert "7 runs" not in readme and "Runs read: 7 (1 diverged, 6 finished); skipped: 2." in readme
+    assert "Runs read: 7 (1 diverged, 6 finished); skipped: 2." in readme
+    assert f"Sweeps: `{sweep}` (7 runs)." in readme
     assert "9_ppo_diverged" in readme and "7_running" in readme
 
 
