@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from bench.algos import Context, build_trainer, resolve_reward_source
+from bench.algos import ALGOS, Context, build_trainer, resolve_reward_source
+from bench.cache import StageCache
 from bench.config import Config, ConfigError
 from bench.evaluator import Evaluator
 from bench.logger import RunLogger
@@ -69,15 +70,11 @@ def preflight(cfg: Config) -> None:
     """The checks that need more than the schema, done before any work."""
     task = build_task(cfg.task)
     prompt_splits(task, cfg.stage_seed)  # a task too small for n_train + n_eval fails here
-    from bench.algos import ALGOS
-
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algorithm {cfg.algo.name!r}; available: {', '.join(sorted(ALGOS))}")
     resolve_reward_source(cfg.reward, task)
     build_tokenizer(cfg.model, task.vocabulary)  # a hub name that cannot be loaded fails here
     pick_device(cfg.device)
-    from bench.cache import StageCache
-
     try:
         StageCache(cfg.cache_dir)
     except PermissionError as e:

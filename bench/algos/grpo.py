@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.algos import Context, register_algo
-from bench.config import ConfigError
+from bench.config import ConfigError, RewardSource
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, group_advantages, kl_k3, masked_mean
 from bench.optim import clip_and_step
 from bench.phases import model_bytes
@@ -143,7 +143,7 @@ class GRPO:
         out = model_bytes("policy", self.policy, self.optimizer)
         if self.cfg.beta > 0:
             out |= model_bytes("reference", self.ctx.reference)
-        if self.ctx.reward_source.value == "model":
+        if self.ctx.reward_source == RewardSource.model:
             out |= model_bytes("reward_model", self.ctx.reward_model)
         return out
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.algos import Context, register_algo
-from bench.config import ConfigError
+from bench.config import ConfigError, RewardSource
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, masked_mean, whiten
 from bench.models import ScalarHeadModel, load_policy
 from bench.optim import clip_and_step
@@ -151,7 +151,7 @@ class PPO:
     def memory(self) -> dict[str, float]:
         out = model_bytes("policy", self.policy, self.actor_opt) | model_bytes("critic", self.critic, self.critic_opt)
         out |= model_bytes("reference", self.ctx.reference)
-        if self.ctx.reward_source.value == "model":
+        if self.ctx.reward_source == RewardSource.model:
             out |= model_bytes("reward_model", self.ctx.reward_model)
         return out
 
