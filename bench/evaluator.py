@@ -25,7 +25,9 @@ class Evaluator:
     def __init__(self, cfg: EvalConfig, task: Task, tokenizer, prompts: list[str], reference, reward_model):
         self.cfg, self.task, self.tokenizer, self.prompts = cfg, task, tokenizer, prompts
         self.reference, self.reward_model = reference, reward_model
-        self.sft_gold = self._samples(reference)[1]
+        batches, self.sft_gold = self._samples(reference)
+        # the SFT model's metrics at compute 0, scored on the samples the win rate compares against
+        self.baseline = self._score(reference, batches, self.sft_gold)
 
     @torch.no_grad()
     def _samples(self, policy) -> tuple[list[Batch], torch.Tensor]:
@@ -44,6 +46,11 @@ class Evaluator:
         was_training = policy.training
         policy.eval()
         batches, gold = self._samples(policy)
+        metrics = self._score(policy, batches, gold)
+        policy.train(was_training)
+        return metrics
+
+    def _score(self, policy, batches: list[Batch], gold: torch.Tensor) -> dict[str, float]:
         proxy, kl, length, correct = [], [], [], []
         for b in batches:
             proxy.append(reward_scores(self.reward_model, b).cpu())
@@ -52,7 +59,6 @@ class Evaluator:
             length.append(b.completion_mask.sum(-1).cpu())
             if self.task.has_checker:
                 correct += [self.task.correct(p, c) for p, c in zip(b.prompts, b.completions)]
-        policy.train(was_training)
         wins = (gold > self.sft_gold).float() + 0.5 * (gold == self.sft_gold).float()
         metrics = {
             "eval/gold_reward": gold.mean().item(),

@@ -32,13 +32,12 @@ def _reset_peak(device: torch.device) -> None:
 def _peak_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
-    mem = psutil.Process().memory_info()
     try:
         status = Path("/proc/self/status").read_text()
         line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
         return int(line.split()[1]) * 1024
-    except (OSError, StopIteration):
-        return mem.rss
+    except (OSError, StopIteration):  # not Linux: the current resident size is the best we have
+        return psutil.Process().memory_info().rss
 
 
 class Phases:

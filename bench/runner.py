@@ -125,7 +125,7 @@ def _resumable_checkpoint(run_dir: Path, resolved_config: dict) -> dict | None:
     if not path.exists() or (run_dir / "summary.json").exists():
         return None
     checkpoint = torch.load(path, weights_only=False)
-    if checkpoint["runner"]["config"] != json.loads(json.dumps(resolved_config, default=str)):
+    if checkpoint["runner"]["config"] != resolved_config:
         log.warning("not resuming %s: its checkpoint was written with another config; starting over", run_dir)
         return None
     return checkpoint
@@ -146,6 +146,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         if previous.get("status") == "finished":
             log.info("run already finished, skipping: %s", run_dir)
             return previous
+    resolved_config = json.loads(json.dumps(resolved_config, default=str))  # plain JSON types: compared on resume
     resume = _resumable_checkpoint(run_dir, resolved_config) if cfg.resume else None
     (run_dir / "config.json").write_text(json.dumps(resolved_config, indent=2, default=str))
     started = time.time()
@@ -185,7 +186,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         with meter.paused(), autocast(device):
             evaluator = Evaluator(cfg.eval, task, tokenizer, eval_prompts, reference, reward_model)
             if resume is None:
-                summary["sft"] = evaluator.evaluate(reference)
+                summary["sft"] = evaluator.baseline
                 logger.log(summary["sft"] | meter.metrics())
 
         # 5. Train under the budget.

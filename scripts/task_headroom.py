@@ -35,7 +35,7 @@ def main(overrides: list[str]) -> None:
         reference = load_policy(stages.sft).to(device).eval()
         rm = ScalarHeadModel.from_pretrained(stages.reward_model).to(device).eval()
         with torch.no_grad():
-            sft = Evaluator(cfg.eval, task, tokenizer, held_out, reference, rm).evaluate(reference)
+            sft = Evaluator(cfg.eval, task, tokenizer, held_out, reference, rm).baseline
         info = stages.manifests["reward_model"]["info"]
         acc = f"{sft['eval/accuracy']:.3f}" if "eval/accuracy" in sft else "-"
         gold_order = f"{info['heldout_gold_accuracy']:.3f}" if "heldout_gold_accuracy" in info else "-"
