@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import bench.algos  # noqa: F401  (registers the algorithm schemas)
 import bench.tasks  # noqa: F401  (registers the task schemas)
+from bench import rundir
 from bench.config import ConfigError, to_object
 from bench.runner import preflight, run
 
@@ -23,6 +24,14 @@ transformers.utils.logging.disable_progress_bar()
 
 log = logging.getLogger("rlhf-bench")
 
+
+def _run_identity(*, _root_: DictConfig) -> str:
+    """`${run_identity:}` in the sweep's subdir: the identity of the job's config (Hydra's own node left out)."""
+    job = OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"])  # resolving `hydra` would recurse
+    return rundir.identity(OmegaConf.to_container(job, resolve=True))
+
+
+OmegaConf.register_new_resolver("run_identity", _run_identity, replace=True)
 
 # An absolute path: the app runs from an editable install (`pip install -e .`), and Hydra
 # would read a relative one as a Python module when launched through the console script.
@@ -39,7 +48,11 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     hydra_cfg = HydraConfig.get()
     sweep = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode.name == "MULTIRUN" else Path(hydra_cfg.run.dir)
-    summary = run(config, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True), group=f"{sweep.parent.name}_{sweep.name}")
+    try:
+        summary = run(config, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True), group=f"{sweep.parent.name}_{sweep.name}")
+    except ConfigError as e:  # a directory holding another configuration's finished run
+        print(f"rlhf-bench: error: {e}", file=sys.stderr)
+        sys.exit(2)
     log.info("%s: %s", summary["status"], Path(hydra_cfg.runtime.output_dir))
 
 

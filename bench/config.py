@@ -32,6 +32,12 @@ class RewardSource(str, enum.Enum):
     verifiable = "verifiable"
 
 
+class Precision(str, enum.Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class WandbMode(str, enum.Enum):
     offline = "offline"
     online = "online"
@@ -137,7 +143,8 @@ class EvalConfig:
     """Sampling temperature; 1.0 so that eval/kl_to_ref is the KL of the policy itself."""
     batch_size: int = 128
     seed: int = 1234
-    """Fixed sampling seed: every trainer is scored on the same random stream."""
+    """Fixed sampling seed: every trainer is scored on the same random stream (the SFT baseline's
+    samples, compared against by the win rate, come from an independent stream of its own)."""
 
 
 @dataclass
@@ -170,7 +177,10 @@ class Config:
     seed and algorithm starts from the same SFT model and reward model (the spread over
     seeds is the trainers' own); sweep it to include the SFT and reward-model variance."""
     device: str = "auto"
-    """`auto` (CUDA when present), `cpu` or `cuda`; CUDA runs in bf16 autocast."""
+    """`auto` (CUDA when present), `cpu` or `cuda`."""
+    precision: Precision = Precision.auto
+    """`auto` (bf16 autocast on CUDA, float32 on the CPU), `fp32`, or `bf16` (autocast, also on the
+    CPU). Every log-prob that enters one loss is computed under this same precision."""
     cache_dir: str = "${oc.env:RLHF_BENCH_CACHE,.cache/rlhf-bench}"
     """Where SFT, preference data and reward model are cached, shared by all runs."""
     checkpoint_every: float = 0.25

@@ -26,6 +26,10 @@ from bench.config import BudgetConfig, BudgetUnit
 from bench.models import attention_dims, matmul_params
 
 
+BUDGET_AXIS = {BudgetUnit.flops: "compute/flops", BudgetUnit.seconds: "compute/seconds", BudgetUnit.steps: "compute/steps"}
+"""The logged metric each budget unit is spent in."""
+
+
 class Meter:
     def __init__(self, budget: BudgetConfig):
         self.budget = budget

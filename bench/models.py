@@ -5,6 +5,11 @@ config with a word-level tokenizer built locally from the task's vocabulary;
 `hub` loads both by name with `from_pretrained` (a hub id, or a directory written by
 `save_pretrained`). The reward model and PPO's critic are `ScalarHeadModel`s: the
 policy's backbone plus a linear head giving one value per token.
+
+Every model an algorithm runs (policy, reference, reward model, critic) is loaded with
+its dropout off (`disable_dropout`, as TRL does): with dropout, PPO's ratio is not 1
+before its first update and the KL compares a noisy `logp_old` with an eval-mode
+reference. Only the SFT stage trains with the model's own dropout.
 """
 
 from __future__ import annotations
@@ -72,6 +77,18 @@ def build_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTra
     return LlamaForCausalLM(config)
 
 
+def disable_dropout(model: nn.Module) -> nn.Module:
+    """Set every dropout probability to 0: `nn.Dropout` modules, and the float attributes that
+    attention implementations pass to their kernels (Llama's `attention_dropout`)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        for name in ("attention_dropout", "dropout"):
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, 0.0)
+    return model
+
+
 class ScalarHeadModel(nn.Module):
     """Backbone + linear head: one scalar per token ([B, T]).
 
@@ -91,7 +108,7 @@ class ScalarHeadModel(nn.Module):
         """Initialise from the policy's transformer body (InstructGPT: RM starts from the SFT model)."""
         backbone = AutoModel.from_config(policy.config)
         backbone.load_state_dict(policy.base_model.state_dict())
-        return cls(backbone)
+        return disable_dropout(cls(backbone))
 
     def forward(self, input_ids, attention_mask=None, position_ids=None) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
@@ -107,11 +124,12 @@ class ScalarHeadModel(nn.Module):
         path = Path(path)
         model = cls(AutoModel.from_pretrained(path, dtype=torch.float32))
         model.head.load_state_dict(torch.load(path / "value_head.pt", weights_only=True))
-        return model
+        return disable_dropout(model)
 
 
 def load_policy(path: str | Path) -> PreTrainedModel:
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    """A cached policy (the SFT model), dropout off: it is a policy or a reference from here on."""
+    return disable_dropout(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))
 
 
 def matmul_params(model: nn.Module) -> int:

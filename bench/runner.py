@@ -2,12 +2,16 @@
 budget lasts, evaluate every `eval_every` of it (outside the budget), checkpoint, log,
 and always leave a `summary.json` whose status says how the run ended.
 
-    1. task, tokenizer, prompt splits
-    2. cached stages: SFT → preference data → reward model
-    3. frozen reference and reward model, the meter watching every model
-    4. evaluator; the SFT model is evaluated at compute 0
-    5. trainer.step() until the budget is spent; evaluate, checkpoint, log on the way
-    6. final evaluation, memory figures, summary
+    run()        reuse a finished run of the same identity, or refuse another one's directory
+    build()      task, prompts, cached stages, frozen models, meter, evaluator, logger, trainer
+    resume()     the state of a killed run of the same identity, from its checkpoint
+    train()      the loop: step, log, evaluate, checkpoint, until the budget is spent
+    evaluate(), save_checkpoint(), summarise()
+
+The final metrics are read at exactly the budget: the last step ends past it (by up to one
+step), so every eval/* and compute/* value of the summary's `final` is interpolated
+linearly, in the budget's unit, between the last evaluation before the budget and the one
+after it. A run that spent more than another is never compared at its own end point.
 """
 
 from __future__ import annotations
@@ -15,36 +19,39 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
 import subprocess
 import time
 import traceback
-from dataclasses import asdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from bench.algos import ALGOS, Context, build_trainer, resolve_reward_source
+from bench import rundir
+from bench.algos import ALGOS, Context, Trainer, build_trainer, resolve_reward_source
 from bench.cache import StageCache
-from bench.config import Config, ConfigError
+from bench.config import Config, ConfigError, Precision
 from bench.evaluator import Evaluator
 from bench.logger import RunLogger
-from bench.meter import Meter
+from bench.meter import BUDGET_AXIS, Meter
 from bench.models import ScalarHeadModel, build_tokenizer, describe, load_policy
-from bench.phases import Phases, model_bytes
-from bench.stages import prepare_stages
+from bench.phases import Phases
+from bench.stages import Stages, prepare_stages
 from bench.tasks import build_task, prompt_splits
 
 log = logging.getLogger(__name__)
-SUMMARY_SCHEMA = 1
-CHECKPOINT = "checkpoint.pt"
 
 
 class Diverged(RuntimeError):
     def __init__(self, metric: str, value: float, step: int):
         super().__init__(f"{metric} = {value} at step {step}")
         self.metric, self.value, self.step = metric, value, step
+
+
+class RunDirTaken(ConfigError):
+    """The run directory holds a finished run of another configuration."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -55,9 +62,10 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; float32 on the CPU (bf16 matmuls are slow there and change the numbers)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, precision: Precision):
+    """bf16 autocast on CUDA, float32 on the CPU (bf16 matmuls are slow there), unless `precision` says."""
+    bf16 = precision == Precision.bf16 or (precision == Precision.auto and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def frozen(model: torch.nn.Module) -> torch.nn.Module:
@@ -103,148 +111,84 @@ def _git_commit() -> str | None:
         return None
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+# ---------------------------------------------------------------------------- what a run holds
+@dataclass
+class Built:
+    """Everything one run needs, built once from the config."""
+
+    cfg: Config
+    device: torch.device
+    stages: Stages
+    meter: Meter
+    phases: Phases
+    evaluator: Evaluator
+    logger: RunLogger
+    trainer: Trainer
+    baseline: dict[str, float]
+    """The SFT model's evaluation with the meter at 0: the first point of every curve."""
+
+    def precision(self):
+        return autocast(self.device, self.cfg.precision)
 
 
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+@dataclass
+class LoopState:
+    """What the loop carries from step to step; saved in every checkpoint."""
+
+    eval_every: float
+    checkpoint_every: float
+    iteration: int = 0
+    next_eval: float = 0.0
+    next_checkpoint: float = 0.0
+    evals: list[dict] = field(default_factory=list)
+    """Every evaluation row (eval/* and compute/*), the SFT baseline at compute 0 first."""
+
+    def __post_init__(self) -> None:
+        self.next_eval = self.next_eval or self.eval_every
+        self.next_checkpoint = self.next_checkpoint or self.checkpoint_every
+
+    def eval_due(self, done: float) -> bool:
+        due = done >= self.next_eval
+        while self.next_eval <= done:  # a step that spans several marks evaluates once
+            self.next_eval += self.eval_every
+        return due
+
+    def checkpoint_due(self, done: float) -> bool:
+        due = done >= self.next_checkpoint
+        while self.next_checkpoint <= done:
+            self.next_checkpoint += self.checkpoint_every
+        return due
 
 
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _resumable_checkpoint(run_dir: Path, resolved_config: dict) -> dict | None:
-    """The checkpoint of a run that was killed (a checkpoint and no summary) with this same config."""
-    path = run_dir / CHECKPOINT
-    if not path.exists() or (run_dir / "summary.json").exists():
-        return None
-    checkpoint = torch.load(path, weights_only=False)
-    if checkpoint["runner"]["config"] != resolved_config:
-        log.warning("not resuming %s: its checkpoint was written with another config; starting over", run_dir)
-        return None
-    return checkpoint
-
-
-def _finite_or_raise(row: dict[str, float], step: int) -> None:
-    for key, value in row.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise Diverged(key, value, step)
-
-
+# ---------------------------------------------------------------------------- the run
 def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = None) -> dict:
-    """One run (one algorithm × one task × one seed). Returns the summary it wrote."""
+    """One run (one algorithm × one task × one seed). Returns the summary it wrote (or found)."""
+    resolved = json.loads(json.dumps(resolved_config, default=str))  # plain JSON types: compared on resume
+    identity = rundir.identity(resolved)
+    previous = finished_run(run_dir, identity)
+    if previous is not None:
+        return previous
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary_path = run_dir / "summary.json"
-    if summary_path.exists():
-        previous = json.loads(summary_path.read_text())
-        if previous.get("status") == "finished":
-            log.info("run already finished, skipping: %s", run_dir)
-            return previous
-    resolved_config = json.loads(json.dumps(resolved_config, default=str))  # plain JSON types: compared on resume
-    resume = _resumable_checkpoint(run_dir, resolved_config) if cfg.resume else None
-    (run_dir / "config.json").write_text(json.dumps(resolved_config, indent=2, default=str))
-    started = time.time()
+    (run_dir / rundir.CONFIG).write_text(json.dumps(resolved, indent=2))
     summary: dict = {
-        "schema": SUMMARY_SCHEMA, "status": "failed", "algo": cfg.algo.name, "task": cfg.task.name,
+        "schema": rundir.SUMMARY_SCHEMA, "status": "failed", "algo": cfg.algo.name, "task": cfg.task.name,
         "model": describe(cfg.model), "seed": cfg.seed, "stage_seed": cfg.stage_seed, "run_dir": str(run_dir),
+        "identity": identity, "group": rundir.group(resolved), "settings": rundir.settings(resolved),
         "budget": {"unit": cfg.budget.unit.value, "amount": cfg.budget.amount},
         "versions": _versions(), "git_commit": _git_commit(),
     }  # fmt: skip
-    logger = None
+    started, built = time.time(), None
     try:
-        # 1. Task, tokenizer, prompts.
-        device = pick_device(cfg.device)
-        torch.manual_seed(cfg.seed)
-        task = build_task(cfg.task)
-        tokenizer = build_tokenizer(cfg.model, task.vocabulary)
-        train_prompts, eval_prompts = prompt_splits(task, cfg.stage_seed)
-
-        # 2. Cached stages.
-        stages = prepare_stages(cfg, task, tokenizer, train_prompts, device)
-        summary["stages"] = {
-            name: {"hash": m["key"], **{k: v for k, v in m["info"].items() if isinstance(v, (int, float, str))}}
-            for name, m in stages.manifests.items()
-        }
-
-        # 3. Frozen models; from here every forward pass is metered.
-        meter, phases = Meter(cfg.budget), Phases(device)
-        reference = meter.watch(frozen(load_policy(stages.sft).to(device)), "reference")
-        reward_model = meter.watch(frozen(ScalarHeadModel.from_pretrained(stages.reward_model).to(device)), "reward_model")
-        logger = RunLogger(
-            cfg.logger, run_dir, name=run_dir.name, group=cfg.logger.group or group, job_type=cfg.algo.name,
-            tags=[cfg.task.name, Path(describe(cfg.model)).name[:64]], config=resolved_config,  # wandb caps tags at 64
-            keep_rows=resume["runner"]["rows"] if resume else 0,
-        )  # fmt: skip
-
-        # 4. Evaluator and the SFT baseline at compute 0 (outside the budget).
-        with meter.paused(), autocast(device):
-            evaluator = Evaluator(cfg.eval, task, tokenizer, eval_prompts, reference, reward_model)
-            if resume is None:
-                summary["sft"] = evaluator.baseline
-                logger.log(summary["sft"] | meter.metrics())
-
-        # 5. Train under the budget.
-        torch.manual_seed(cfg.seed)
-        reward_source = resolve_reward_source(cfg.reward, task)
-        summary["reward_source"] = reward_source.value
-        ctx = Context(task, tokenizer, device, meter, phases, train_prompts, stages, reference, reward_model, reward_source, cfg.seed)
-        meter.start()
-        trainer = build_trainer(cfg.algo, ctx)
-        state = {"iteration": 0, "next_eval": cfg.budget.eval_every, "next_ckpt": cfg.checkpoint_every, "last_eval": {}}
-        if resume is not None:
-            trainer.load_state_dict(resume["trainer"])
-            meter.load_state_dict(resume["meter"])
-            state, summary["sft"] = resume["runner"], resume["runner"]["sft"]
-            _set_rng_state(resume["rng"])
-            summary["resumed_at_iteration"] = state["iteration"]
-            log.info("resuming %s from iteration %d (%.0f%% of the budget)", run_dir, state["iteration"], 100 * meter.spent_fraction())
-        iteration, next_eval, next_ckpt, last_eval = state["iteration"], state["next_eval"], state["next_ckpt"], state["last_eval"]
-        while not meter.exhausted():
-            step_start, flops_before, tokens_before = time.perf_counter(), meter.flops, meter.tokens
-            with autocast(device):
-                row = trainer.step()
-            iteration += 1
-            step_s = time.perf_counter() - step_start
-            row |= phases.pop() | {
-                "compute/iterations": iteration,
-                "perf/step_s": step_s,
-                "perf/tokens_per_s": (meter.tokens - tokens_before) / step_s,
-                "perf/flops_per_s": (meter.flops - flops_before) / step_s,
-            }
-            if "perf/phase_s/rollout" in row:
-                row["perf/generation_share"] = row["perf/phase_s/rollout"] / step_s
-            logger.log(row | meter.metrics())
-            _finite_or_raise(row, iteration)
-            done = meter.spent_fraction()
-            if done >= next_eval or meter.exhausted():
-                with meter.paused(), autocast(device):
-                    last_eval = evaluator.evaluate(trainer.policy)
-                logger.log(last_eval | meter.metrics())
-                next_eval += cfg.budget.eval_every * math.floor((done - next_eval) / cfg.budget.eval_every + 1)
-            if done >= next_ckpt or meter.exhausted():  # the last one holds the final policy
-                next_ckpt += cfg.checkpoint_every * math.floor((done - next_ckpt) / cfg.checkpoint_every + 1)
-                runner_state = {
-                    "iteration": iteration, "next_eval": next_eval, "next_ckpt": next_ckpt, "last_eval": last_eval,
-                    "rows": logger.rows, "sft": summary["sft"], "config": resolved_config,
-                }  # fmt: skip
-                checkpoint = {"trainer": trainer.state_dict(), "meter": meter.state_dict(), "runner": runner_state, "rng": _rng_state()}
-                with meter.paused():
-                    _atomic_write(run_dir / CHECKPOINT, lambda p: torch.save(checkpoint, p))
-
-        # 6. Summary.
-        summary["final"] = last_eval | meter.metrics()
-        summary["memory"] = trainer.memory() | {f"memory/peak_bytes/{k}": float(v) for k, v in phases.peak.items()}
-        summary["perf"] = {
-            "flops_per_s": meter.flops / max(meter.seconds, 1e-9),
-            "generation_share": phases.total_seconds.get("rollout", 0.0) / max(meter.seconds, 1e-9),
-        }
-        summary["status"] = "finished"
+        checkpoint = resume(run_dir, identity) if cfg.resume else None
+        built = build(cfg, run_dir, resolved, group, summary, rows_kept=checkpoint["runner"]["rows"] if checkpoint else 0)
+        state = LoopState(cfg.budget.eval_every, cfg.checkpoint_every)
+        if checkpoint is None:
+            state.evals.append(built.baseline)
+            built.logger.log(built.baseline)
+        else:
+            state = restore(built, checkpoint, summary)
+        train(built, state, run_dir, identity)
+        summary |= summarise(built, state)
     except Diverged as e:
         log.error("run diverged: %s", e)
         summary |= {"status": "diverged", "diverged": {"metric": e.metric, "value": str(e.value), "step": e.step}}
@@ -255,8 +199,171 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         summary["error"] = traceback.format_exc()
     finally:
         summary["wall_s"] = time.time() - started
-        _atomic_write(summary_path, lambda p: p.write_text(json.dumps(summary, indent=2, default=str)))
-        if logger is not None:
-            logger.summary(summary.get("final", {}) | {"status": summary["status"]})
-            logger.close(exit_code=0 if summary["status"] == "finished" else 1)
+        rundir.write_json(run_dir / rundir.SUMMARY, summary)
+        if built is not None:
+            built.logger.summary(summary.get("final", {}) | {"status": summary["status"]})
+            built.logger.close(exit_code=0 if summary["status"] == "finished" else 1)
     return summary
+
+
+def finished_run(run_dir: Path, identity: str) -> dict | None:
+    """The summary of a finished run of this identity in `run_dir`; refuses a finished run of another."""
+    previous = rundir.read_summary(run_dir)
+    if previous is None or previous.get("status") != "finished":
+        return None
+    if previous.get("identity") != identity:
+        raise RunDirTaken(
+            f"{run_dir} holds a finished run of another configuration (identity {previous.get('identity')}, this one "
+            f"{identity}); give this run its own directory (hydra.sweep.dir=...) or delete that one to run it again"
+        )
+    log.info("run already finished with this identity (%s), reusing it: %s", identity, run_dir)
+    return previous
+
+
+def build(cfg: Config, run_dir: Path, resolved: dict, group: str | None, summary: dict, rows_kept: int) -> Built:
+    """Task, prompts, cached stages, frozen models, meter, evaluator (and the SFT baseline), logger, trainer."""
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    task = build_task(cfg.task)
+    tokenizer = build_tokenizer(cfg.model, task.vocabulary)
+    train_prompts, eval_prompts = prompt_splits(task, cfg.stage_seed)
+    stages = prepare_stages(cfg, task, tokenizer, train_prompts, device)
+    summary["stages"] = {
+        name: {"hash": m["key"], **{k: v for k, v in m["info"].items() if isinstance(v, (int, float, str))}}
+        for name, m in stages.manifests.items()
+    }
+
+    # From here every forward pass is metered (evaluation runs with the meter paused).
+    meter, phases = Meter(cfg.budget), Phases(device)
+    reference = meter.watch(frozen(load_policy(stages.sft).to(device)), "reference")
+    reward_model = meter.watch(frozen(ScalarHeadModel.from_pretrained(stages.reward_model).to(device)), "reward_model")
+    logger = RunLogger(
+        cfg.logger, run_dir, name=run_dir.name, group=cfg.logger.group or group, job_type=cfg.algo.name,
+        tags=[cfg.task.name, Path(describe(cfg.model)).name[:64]], config=resolved, keep_rows=rows_kept,  # wandb caps tags at 64
+    )  # fmt: skip
+    with meter.paused(), autocast(device, cfg.precision):
+        evaluator = Evaluator(cfg.eval, task, tokenizer, eval_prompts, reference, reward_model)
+    summary["sft"] = evaluator.baseline
+    baseline = evaluator.baseline | meter.metrics()
+
+    torch.manual_seed(cfg.seed)
+    reward_source = resolve_reward_source(cfg.reward, task)
+    summary["reward_source"] = reward_source.value
+    ctx = Context(task, tokenizer, device, meter, phases, train_prompts, stages, reference, reward_model, reward_source, cfg.seed)
+    meter.start()
+    with autocast(device, cfg.precision):  # what a trainer computes once (DPO's reference log-probs) in its steps' precision
+        trainer = build_trainer(cfg.algo, ctx)
+    return Built(cfg, device, stages, meter, phases, evaluator, logger, trainer, baseline)
+
+
+def resume(run_dir: Path, identity: str) -> dict | None:
+    """The checkpoint of a run that was killed (a checkpoint, no summary) with this same identity."""
+    path = run_dir / rundir.CHECKPOINT
+    if not path.exists() or (run_dir / rundir.SUMMARY).exists():
+        return None
+    checkpoint = torch.load(path, weights_only=False)
+    if checkpoint["runner"].get("identity") != identity:
+        log.warning("not resuming %s: its checkpoint was written by another configuration; starting over", run_dir)
+        return None
+    return checkpoint
+
+
+def restore(built: Built, checkpoint: dict, summary: dict) -> LoopState:
+    built.trainer.load_state_dict(checkpoint["trainer"])
+    built.meter.load_state_dict(checkpoint["meter"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    if checkpoint["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+    state = LoopState(**checkpoint["runner"]["loop"])
+    summary["resumed_at_iteration"] = state.iteration
+    log.info("resuming %s from iteration %d (%.0f%% of the budget)", summary["run_dir"], state.iteration, 100 * built.meter.spent_fraction())
+    return state
+
+
+def train(b: Built, state: LoopState, run_dir: Path, identity: str) -> None:
+    """Step until the budget is spent; evaluate and checkpoint on the way and at the end."""
+    while not b.meter.exhausted():
+        row = timed_step(b)
+        state.iteration += 1
+        b.logger.log(row | {"compute/iterations": state.iteration} | b.meter.metrics())
+        raise_if_not_finite(row, state.iteration)
+        done, last = b.meter.spent_fraction(), b.meter.exhausted()
+        if state.eval_due(done) or last:
+            state.evals.append(evaluate(b))
+        if state.checkpoint_due(done) or last:  # the last one holds the final policy
+            save_checkpoint(b, state, run_dir, identity)
+
+
+def timed_step(b: Built) -> dict[str, float]:
+    """One trainer step with its wall time, throughput and the share of it spent sampling."""
+    start, flops, tokens = time.perf_counter(), b.meter.flops, b.meter.tokens
+    with b.precision():
+        row = b.trainer.step()
+    step_s = time.perf_counter() - start
+    row |= b.phases.pop() | {
+        "perf/step_s": step_s,
+        "perf/tokens_per_s": (b.meter.tokens - tokens) / step_s,
+        "perf/flops_per_s": (b.meter.flops - flops) / step_s,
+    }
+    if "perf/phase_s/rollout" in row:
+        row["perf/generation_share"] = row["perf/phase_s/rollout"] / step_s
+    return row
+
+
+def raise_if_not_finite(row: dict[str, float], step: int) -> None:
+    for key, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise Diverged(key, value, step)
+
+
+def evaluate(b: Built) -> dict[str, float]:
+    """The evaluator on the current policy, outside the budget; the row is logged and returned."""
+    with b.meter.paused(), b.precision():
+        row = b.evaluator.evaluate(b.trainer.policy) | b.meter.metrics()
+    b.logger.log(row)
+    return row
+
+
+def save_checkpoint(b: Built, state: LoopState, run_dir: Path, identity: str) -> None:
+    checkpoint = {
+        "trainer": b.trainer.state_dict(),
+        "meter": b.meter.state_dict(),
+        "runner": {"loop": state.__dict__ | {"evals": list(state.evals)}, "rows": b.logger.rows, "identity": identity},
+        "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+    }
+    with b.meter.paused():
+        rundir.atomic_write(run_dir / rundir.CHECKPOINT, lambda p: torch.save(checkpoint, p))
+
+
+# ---------------------------------------------------------------------------- the summary
+def at_budget(evals: list[dict], axis: str, amount: float) -> dict[str, float]:
+    """Every metric of the evaluation rows, linearly interpolated at `axis` == `amount`.
+
+    `evals` are in the order they were taken; the last is at or past the budget, and the
+    one before it (the SFT baseline at 0, at worst) before it.
+    """
+    after = evals[-1]
+    before = next((e for e in reversed(evals[:-1]) if e[axis] <= amount), None)
+    if before is None or after[axis] <= amount:
+        return dict(after)
+    w = (amount - before[axis]) / (after[axis] - before[axis])
+    # a model first watched after the baseline (the policy) has no counter there: it stood at 0
+    start = {k: before.get(k, 0.0 if k.startswith("compute/") else math.nan) for k in after}
+    row = {k: start[k] + w * (v - start[k]) for k, v in after.items() if isinstance(v, (int, float))}
+    return row | {axis: amount, "compute/budget_fraction": 1.0}
+
+
+def summarise(b: Built, state: LoopState) -> dict:
+    axis = BUDGET_AXIS[b.cfg.budget.unit]
+    last = state.evals[-1]
+    return {
+        "status": "finished",
+        "final": at_budget(state.evals, axis, b.cfg.budget.amount),
+        "last_eval": last,
+        "overshoot": last[axis] / b.cfg.budget.amount - 1,
+        "memory": b.trainer.memory() | {f"memory/peak_bytes/{k}": float(v) for k, v in b.phases.peak.items()},
+        "perf": {
+            "flops_per_s": b.meter.flops / max(b.meter.seconds, 1e-9),
+            "generation_share": b.phases.total_seconds.get("rollout", 0.0) / max(b.meter.seconds, 1e-9),
+        },
+    }

@@ -29,7 +29,7 @@ from bench.rollout import make_batch, reward_scores, sample, token_logprobs
 from bench.tasks import Task
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1  # bump when a stage's code changes what it writes
+CACHE_VERSION = 2  # bump when a stage's code changes what it writes
 
 
 def bradley_terry_labels(
@@ -82,12 +82,14 @@ def _preferences(out: Path, cfg: Config, task: Task, tokenizer, sft: Path, promp
     meter = _meter()
     meter.watch(policy, "policy")
     chosen_prompts = random.Random(f"prefs-{cfg.stage_seed}").choices(prompts, k=cfg.prefs.n_pairs)
-    rows: dict[str, list] = {"prompt": [], "completion_a": [], "completion_b": []}
+    rows: dict[str, list] = {"prompt": [], "completion_a": [], "completion_b": [], "ended_a": [], "ended_b": []}
     for start in trange(0, len(chosen_prompts), cfg.sft.batch_size, desc="preference pairs", leave=False, disable=None):
         chunk = chosen_prompts[start : start + cfg.sft.batch_size]
         rows["prompt"] += chunk
-        rows["completion_a"] += sample(policy, tokenizer, chunk, task.cfg.max_new_tokens, cfg.prefs.temperature).completions
-        rows["completion_b"] += sample(policy, tokenizer, chunk, task.cfg.max_new_tokens, cfg.prefs.temperature).completions
+        for side in "ab":
+            batch = sample(policy, tokenizer, chunk, task.cfg.max_new_tokens, cfg.prefs.temperature)
+            rows[f"completion_{side}"] += batch.completions
+            rows[f"ended_{side}"] += batch.ended.tolist()  # a cut-off sample must not be trained on as if it had ended
     gold_a = torch.tensor([task.gold_reward(p, c) for p, c in zip(rows["prompt"], rows["completion_a"])])
     gold_b = torch.tensor([task.gold_reward(p, c) for p, c in zip(rows["prompt"], rows["completion_b"])])
     prefer_a = bradley_terry_labels(gold_a, gold_b, cfg.prefs.tau, cfg.prefs.label_noise, torch.Generator().manual_seed(cfg.stage_seed))
@@ -96,22 +98,27 @@ def _preferences(out: Path, cfg: Config, task: Task, tokenizer, sft: Path, promp
         "prompt": rows["prompt"],
         "chosen": pick(rows["completion_a"], rows["completion_b"]),
         "rejected": pick(rows["completion_b"], rows["completion_a"]),
+        "chosen_ended": pick(rows["ended_a"], rows["ended_b"]),
+        "rejected_ended": pick(rows["ended_b"], rows["ended_a"]),
         "chosen_gold": pick(gold_a.tolist(), gold_b.tolist()),
         "rejected_gold": pick(gold_b.tolist(), gold_a.tolist()),
     })  # fmt: skip
     pairs.save_to_disk(out / "pairs")
     agree = (torch.tensor(pairs["chosen_gold"]) > torch.tensor(pairs["rejected_gold"])).float().mean().item()
-    return {"flops": meter.flops, "pairs": len(pairs), "label_gold_agreement": agree}
+    truncated = 1 - (sum(rows["ended_a"]) + sum(rows["ended_b"])) / (2 * len(pairs))
+    return {"flops": meter.flops, "pairs": len(pairs), "label_gold_agreement": agree, "truncated_share": truncated}
 
 
 def load_preference_dataset(cfg: PreferenceConfig) -> datasets.Dataset:
-    """A user's preference set: a `save_to_disk` directory or a hub id, with prompt/chosen/rejected columns."""
+    """A user's preference set: a `save_to_disk` directory or a hub id, with prompt/chosen/rejected columns.
+    Its responses are whole (written or kept by people), so both sides count as ended."""
     source = cfg.dataset
     pairs = datasets.load_from_disk(source) if Path(source).is_dir() else datasets.load_dataset(source, split="train")
     missing = {"prompt", "chosen", "rejected"} - set(pairs.column_names)
     if missing:
         raise ValueError(f"preference data set {source} lacks columns {sorted(missing)}")
-    return pairs.select_columns(["prompt", "chosen", "rejected"])
+    pairs = pairs.select_columns(["prompt", "chosen", "rejected"])
+    return pairs.add_column("chosen_ended", [True] * len(pairs)).add_column("rejected_ended", [True] * len(pairs))
 
 
 def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path, device) -> dict:
@@ -131,7 +138,7 @@ def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path,
     def margins(rows) -> torch.Tensor:
         n = len(rows["prompt"])
         batch = make_batch(tokenizer, rows["prompt"] * 2, rows["chosen"] + rows["rejected"], device)
-        scores = reward_scores(rm, batch)  # [2n]: chosen then rejected
+        scores = reward_scores(rm, batch, tokenizer.eos_token_id)  # [2n]: chosen then rejected
         return scores[:n] - scores[n:]
 
     rm.train()

@@ -12,6 +12,8 @@ cases=(
   "budget.eval_every=1.5"
   "algo=grpo algo.group_size=1"
   "algo=ppo algo.batch_size=12 algo.minibatches=5"
+  "algo=grpo algo.minibatches=3"
+  "precision=fp16"
   "task=sentiment reward=verifiable"
   "model=hub"
   "model=hub model.name=/nonexistent/model"

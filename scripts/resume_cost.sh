@@ -4,7 +4,7 @@
 #   bash scripts/resume_cost.sh
 set -euo pipefail
 dir=$(mktemp -d)
-args=(model=tiny task.n_train=500 task.n_eval=64 sft.steps=150 prefs.n_pairs=256 algo=grpo budget.amount=1.5e11
+args=(stage_seed=0 seed=0 model=tiny task.n_train=500 task.n_eval=64 sft.steps=150 prefs.n_pairs=256 algo=grpo budget.amount=1.5e11
       checkpoint_every=0.25 logger.wandb_mode=disabled "cache_dir=$dir/cache")
 rlhf-bench "${args[@]}" "hydra.sweep.dir=$dir/warm" >/dev/null 2>&1   # build the stages once
 start=$(date +%s.%N); rlhf-bench "${args[@]}" "hydra.sweep.dir=$dir/whole" >/dev/null 2>&1; whole=$(echo "$(date +%s.%N) - $start" | bc)

@@ -46,7 +46,14 @@ def test_dpo_run_writes_every_file_and_key(run_tiny, task):
     # the budget stops the run on the step that spends it, not later
     budget = 2e10
     assert train[-1]["compute/flops"] >= budget > train[-2]["compute/flops"]
-    assert summary["final"]["compute/flops"] == train[-1]["compute/flops"]
+    # the last evaluation is after the step that crossed the budget; the final row is read at the budget itself
+    assert summary["last_eval"]["compute/flops"] == train[-1]["compute/flops"] == evals[-1]["compute/flops"]
+    assert summary["overshoot"] == train[-1]["compute/flops"] / budget - 1 > 0
+    assert summary["final"]["compute/flops"] == budget and summary["final"]["compute/budget_fraction"] == 1.0
+    before, after = evals[-2], evals[-1]
+    w = (budget - before["compute/flops"]) / (after["compute/flops"] - before["compute/flops"])
+    for key in EVAL_KEYS | {"compute/samples", "compute/seconds"}:
+        assert summary["final"][key] == pytest.approx(before[key] + w * (after[key] - before[key]), rel=1e-12)
     assert {"train/rewards/chosen", "train/rewards/margins", "train/rewards/accuracies", "train/grad_norm", "perf/step_s"} <= train[0].keys()
     assert [r["compute/steps"] for r in train] == list(range(1, len(train) + 1))
 

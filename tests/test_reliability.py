@@ -30,7 +30,7 @@ def test_same_config_and_seed_give_identical_metrics(run_tiny, algo):
 
 
 def _cli(run_dir, cache, *extra):
-    return [sys.executable, "-m", "bench.app", *TINY, "algo=grpo", "budget.amount=1.5e11", "checkpoint_every=0.1",
+    return [sys.executable, "-m", "bench.app", *TINY, "algo=grpo", "stage_seed=0", "seed=0", "budget.amount=1.5e11", "checkpoint_every=0.1",
             f"cache_dir={cache}", f"hydra.sweep.dir={run_dir.parent}", f"hydra.sweep.subdir={run_dir.name}", *extra]  # fmt: skip
 
 
@@ -59,17 +59,18 @@ def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, shared_cache):
 
     # started again once more, a finished run is skipped, not redone
     skipped = subprocess.run(_cli(killed, shared_cache), capture_output=True, text=True, timeout=600)
-    assert "run already finished, skipping" in skipped.stdout + skipped.stderr
+    assert "run already finished with this identity" in skipped.stdout + skipped.stderr
     assert json.loads((killed / "summary.json").read_text())["wall_s"] == resumed["wall_s"]
 
 
 def test_an_absurd_learning_rate_diverges_and_the_sweep_goes_on(tmp_path, shared_cache):
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "bench.app", "-m", *TINY, "algo=dpo", "algo.lr=1e8,5e-4", "budget.amount=5e9",
+    cmd = [sys.executable, "-m", "bench.app", "-m", *TINY, "algo=dpo", "algo.lr=1e8,5e-4", "stage_seed=0", "seed=0", "budget.amount=5e9",
            f"cache_dir={shared_cache}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    diverged, fine = (json.loads((sweep / name / "summary.json").read_text()) for name in ("0_dpo_sentiment_s0", "1_dpo_sentiment_s0"))
+    by_lr = {s["settings"]["algo.lr"]: s for s in (json.loads(p.read_text()) for p in sweep.glob("dpo_sentiment_*/summary.json"))}
+    diverged, fine = by_lr[1e8], by_lr[5e-4]
     assert diverged["status"] == "diverged"
     assert diverged["diverged"]["metric"].startswith("train/") and diverged["diverged"]["step"] >= 1
     assert diverged["diverged"]["value"] in ("nan", "inf", "-inf")
@@ -92,7 +93,7 @@ def test_an_exception_inside_a_run_is_a_failed_summary_with_its_traceback(run_ti
 def test_parallel_jobs_build_each_stage_once(tmp_path):
     """Two joblib workers need the same uncached stages at the same moment: one builds, the other waits and reads."""
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
-    cmd = [sys.executable, "-m", "bench.app", "-m", *TINY, "algo=dpo", "seed=0,1", "budget.amount=5e9",
+    cmd = [sys.executable, "-m", "bench.app", "-m", *TINY, "algo=dpo", "stage_seed=0", "seed=0,1", "budget.amount=5e9",
            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -6,31 +6,39 @@ import math
 
 import pytest
 
+from bench import rundir
 from bench.results import (
-    compute_matched_table, interpolate_at, load_runs, load_summaries, main, pairwise_table, summary_table, task_figure,
+    compute_matched_table, distinguishing_keys, interpolate_at, load_runs, load_summaries, main, memory_table,
+    pairwise_table, summary_table, task_figure,
 )  # fmt: skip
-from bench.runner import SUMMARY_SCHEMA
+from bench.rundir import SUMMARY_SCHEMA
 
 T975_DF2 = 4.302653  # Student t quantile, 97.5 %, 2 degrees of freedom
+T975_DF4 = 2.776445  # Student t quantile, 97.5 %, 4 degrees of freedom
 
 
-def _write_run(root, name, algo, seed, gold, status="finished", curve=None, schema=SUMMARY_SCHEMA, budget=400.0):
+def _write_run(root, name, algo, seed, gold, status="finished", curve=None, schema=SUMMARY_SCHEMA, budget=400.0,
+               stage_seed=0, preset="tiny", **algo_settings):  # fmt: skip
+    """A run directory as the runner writes it; `algo_settings` (e.g. beta=0.1) go in the config's algo section."""
     run = root / name
     run.mkdir(parents=True)
     curve = curve or [(0.0, 0.0), (budget, gold)]
     rows = [{"compute/flops": f, "compute/seconds": f / 100, "compute/samples": 0, "eval/gold_reward": g,
              "eval/proxy_reward": 2 * g, "eval/kl_to_ref": f / 100} for f, g in curve]  # fmt: skip
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run / "config.json").write_text("{}")
+    (run / rundir.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = {"algo": {"name": algo, **algo_settings}, "task": {"name": "toy"}, "model": {"preset": preset},
+              "budget": {"unit": "flops", "amount": budget}, "seed": seed, "stage_seed": stage_seed, "resume": True}  # fmt: skip
+    (run / rundir.CONFIG).write_text(json.dumps(config))
     summary = {
-        "schema": schema, "status": status, "algo": algo, "task": "toy", "model": "tiny", "seed": seed, "stage_seed": 0,
+        "schema": schema, "status": status, "algo": algo, "task": "toy", "model": preset, "seed": seed, "stage_seed": stage_seed,
+        "identity": rundir.identity(config), "group": rundir.group(config), "settings": rundir.settings(config),
         "budget": {"unit": "flops", "amount": budget}, "wall_s": 10.0 + seed,
         "final": {"eval/gold_reward": gold, "eval/proxy_reward": 2 * gold, "eval/kl_to_ref": 1.0, "compute/flops": curve[-1][0]},
         "memory": {"memory/policy/param_bytes": 100.0, "memory/peak_bytes/update": 1000.0 * (seed + 1)},
     }  # fmt: skip
     if status == "diverged":
         summary["diverged"] = {"metric": "train/loss", "value": "nan", "step": 7}
-    (run / "summary.json").write_text(json.dumps(summary))
+    (run / rundir.SUMMARY).write_text(json.dumps(summary))
     return run
 
 
@@ -43,22 +51,37 @@ def sweep(tmp_path):
     for seed, gold in enumerate([0.5, 0.5, 0.8]):
         _write_run(root, f"{seed}_dpo", "dpo", seed, gold)
     _write_run(root, "9_ppo_diverged", "ppo", 3, 99.0, status="diverged")
-    _write_run(root, "8_old", "ppo", 4, 99.0, schema=0)
+    _write_run(root, "8_old", "ppo", 4, 99.0, schema=1)
     (root / "7_running").mkdir()
     (root / "7_running" / "config.json").write_text("{}")
     return root
 
 
+# stage seed -> gold of trainer seeds 0 and 1. ppo's stage means 0.2, 0.5, 0.6; dpo's 0.1, 0.35, 0.5.
+PPO_3X2 = {0: (0.1, 0.3), 1: (0.4, 0.6), 2: (0.5, 0.7)}
+DPO_3X2 = {0: (0.05, 0.15), 1: (0.3, 0.4), 2: (0.45, 0.55)}
+
+
+def _write_stage_sweep(root, algo, golds):
+    for stage_seed, per_seed in golds.items():
+        for seed, gold in enumerate(per_seed):
+            _write_run(root, f"{algo}_st{stage_seed}_s{seed}", algo, seed, gold, stage_seed=stage_seed)
+
+
 def test_mean_and_ci_by_hand(sweep):
-    """ppo: mean 0.2, sd 0.1 -> CI 4.302653 · 0.1 / √3 = 0.248414.
+    """One stage seed: the interval is Student-t over the runs, as before.
+    ppo: mean 0.2, sd 0.1 -> CI 4.302653 · 0.1 / √3 = 0.248414.
     dpo: mean 0.6, sd √0.03 = 0.173205 -> CI 4.302653 · 0.173205 / √3 = 0.430265.
     The diverged run (gold 99) is counted, never averaged in."""
-    table = summary_table(load_summaries([str(sweep)]).summaries).set_index("algo")
+    unindexed = summary_table(load_summaries([str(sweep)]).summaries)
+    assert list(unindexed.columns[:3]) == ["task", "algo", "n"]  # nothing differs within an algorithm: no settings column
+    table = unindexed.set_index("algo")
     assert table.loc["ppo", "eval/gold_reward"] == pytest.approx(0.2)
     assert table.loc["ppo", "eval/gold_reward ±"] == pytest.approx(T975_DF2 * 0.1 / math.sqrt(3), rel=1e-5)
     assert table.loc["dpo", "eval/gold_reward"] == pytest.approx(0.6)
     assert table.loc["dpo", "eval/gold_reward ±"] == pytest.approx(0.430265, rel=1e-5)
-    assert (table.loc["ppo", "n"], table.loc["ppo", "diverged"], table.loc["dpo", "n"]) == (3, 1, 3)
+    assert (table.loc["ppo", "n"], table.loc["ppo", "runs"], table.loc["ppo", "diverged"], table.loc["dpo", "n"]) == (3, 3, 1, 3)
+    assert set(table["covers"]) == {"trainer seeds only (1 stage seed)"}
     assert table.loc["ppo", "memory/peak_bytes"] == pytest.approx(2000.0)
 
 
@@ -67,10 +90,97 @@ def test_skipped_directories_are_named_with_the_reason(sweep, caplog):
         runs = load_summaries([str(sweep)])
     reasons = dict(runs.skipped)
     assert set(reasons) == {str(sweep / "8_old"), str(sweep / "7_running")}
-    assert "schema 0" in reasons[str(sweep / "8_old")]
+    assert "schema 1" in reasons[str(sweep / "8_old")] and "reads 2" in reasons[str(sweep / "8_old")]
     assert "no summary.json" in reasons[str(sweep / "7_running")]
     assert sum("7_running" in r.getMessage() for r in caplog.records) == 1
     assert len(runs.summaries) == 7
+
+
+def test_two_betas_are_two_groups_in_every_table(tmp_path):
+    """dpo β=0.05 gold 0.1, 0.2, 0.3 and dpo β=0.5 gold 0.5, 0.6, 0.7, same task, seeds 0-2, one stage seed.
+    Two groups, never one mean of 0.4: means 0.2 and 0.6, each ± 4.302653 · 0.1 / √3 = 0.248414.
+    Pairwise (Welch, runs): diff 0.2 - 0.6 = -0.4, se = √(0.01/3 + 0.01/3) = 0.0816497, df = 4,
+    CI 2.776445 · 0.0816497 = 0.226696, t = -4.899 -> p = 0.00805: β=0.5 wins.
+    `algo.beta` is a column; `model.preset` (tiny for all) is not."""
+    for seed in range(3):
+        _write_run(tmp_path, f"low_{seed}", "dpo", seed, 0.1 * (seed + 1), beta=0.05)
+        _write_run(tmp_path, f"high_{seed}", "dpo", seed, 0.5 + 0.1 * seed, beta=0.5)
+    runs, curves = load_summaries([str(tmp_path)]).summaries, load_runs([str(tmp_path)])
+    summary = summary_table(runs)
+    matched = compute_matched_table(runs, curves)
+    memory = memory_table(runs)
+    pairwise = pairwise_table(runs)
+    for table in (summary, matched, memory):
+        assert "algo.beta" in table.columns and "model.preset" not in table.columns
+        assert sorted(table["algo.beta"].unique()) == [0.05, 0.5]
+    assert len(summary) == 2 and len(memory) == 2 and len(matched) == 2 * 4
+    by_beta = summary.set_index("algo.beta")
+    assert by_beta.loc[0.05, "eval/gold_reward"] == pytest.approx(0.2)
+    assert by_beta.loc[0.5, "eval/gold_reward"] == pytest.approx(0.6)
+    assert by_beta.loc[0.5, "eval/gold_reward ±"] == pytest.approx(T975_DF2 * 0.1 / math.sqrt(3), rel=1e-5)
+    assert matched.set_index(["algo.beta", "budget_fraction"]).loc[(0.5, 0.5), "eval/gold_reward"] == pytest.approx(0.3)
+    assert (memory["memory/peak_bytes/update"] == 2000.0).all()
+    assert len(pairwise) == 1
+    pair = pairwise.iloc[0]
+    assert (pair["a"], pair["b"]) == ("dpo algo.beta=0.05", "dpo algo.beta=0.5")
+    assert (pair["test"], pair["n"]) == ("Welch t (runs)", "3, 3")
+    assert pair["diff"] == pytest.approx(-0.4)
+    assert pair["ci95"] == pytest.approx(T975_DF4 * math.sqrt(0.02 / 3), rel=1e-5)
+    assert pair["p_value"] == pytest.approx(0.00805, abs=5e-5)
+    assert pair["winner"] == "dpo algo.beta=0.5"
+    fig = task_figure("toy", curves)
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2]
+    assert {line.get_label() for line in fig.axes[0].lines} == {"dpo algo.beta=0.05", "dpo algo.beta=0.5"}
+
+
+def test_a_key_differing_only_between_algorithms_adds_no_column(tmp_path):
+    """ppo β=0.05 and dpo β=0.1 are told apart by `algo` already; two model presets within dpo are not."""
+    _write_run(tmp_path, "ppo", "ppo", 0, 0.1, beta=0.05)
+    _write_run(tmp_path, "dpo", "dpo", 0, 0.2, beta=0.1)
+    assert distinguishing_keys(load_summaries([str(tmp_path)]).summaries) == []
+    _write_run(tmp_path, "dpo_small", "dpo", 0, 0.3, beta=0.1, preset="small")
+    table = summary_table(load_summaries([str(tmp_path)]).summaries)
+    assert list(table.columns[:3]) == ["task", "algo", "model.preset"] and "algo.beta" not in table.columns
+    assert list(zip(table["algo"], table["model.preset"])) == [("dpo", "small"), ("dpo", "tiny"), ("ppo", "tiny")]
+
+
+def test_interval_over_stage_seed_means(tmp_path):
+    """ppo, 3 stage seeds × 2 trainer seeds: gold (0.1, 0.3), (0.4, 0.6), (0.5, 0.7).
+    Stage-seed means 0.2, 0.5, 0.6: mean 0.433333, sd = √(((-0.23333)² + 0.06667² + 0.16667²) / 2) = 0.208167,
+    interval t(0.975, df=2) · sd / √3 = 4.302653 · 0.208167 / 1.732051 = 0.517115, n = 3 (not 6 runs).
+    At half the budget every gold is halved: mean 0.216667 ± 0.258557."""
+    _write_stage_sweep(tmp_path, "ppo", PPO_3X2)
+    runs = load_summaries([str(tmp_path)]).summaries
+    row = summary_table(runs).iloc[0]
+    assert row["eval/gold_reward"] == pytest.approx(0.433333, rel=1e-5)
+    assert row["eval/gold_reward ±"] == pytest.approx(T975_DF2 * 0.208167 / math.sqrt(3), rel=1e-5)
+    assert (row["n"], row["runs"], row["covers"]) == (3, 6, "stage × trainer seeds (3 × 2)")
+    matched = compute_matched_table(runs, load_runs([str(tmp_path)])).set_index("budget_fraction")
+    assert matched.loc[0.5, "eval/gold_reward"] == pytest.approx(0.216667, rel=1e-5)
+    assert matched.loc[0.5, "eval/gold_reward ±"] == pytest.approx(0.258557, rel=1e-5)
+    assert (matched.loc[0.5, "eval/gold_reward n"], matched.loc[0.5, "covers"]) == (3, "stage × trainer seeds (3 × 2)")
+
+
+def test_paired_test_over_shared_stage_seeds(tmp_path):
+    """dpo and ppo share stage seeds 0, 1, 2 (2 trainer seeds each). Stage means: dpo 0.1, 0.35, 0.5; ppo 0.2, 0.5, 0.6.
+    d = dpo - ppo = [-0.1, -0.15, -0.1]: mean -0.116667, sd = √((0.016667² + 0.033333² + 0.016667²) / 2) = 0.028868,
+    se = sd / √3 = 0.016667, t = -7.0, CI = 4.302653 · 0.016667 = 0.071711,
+    p = 2·P(T₂ > 7) = 1 - 7 / √(7² + 2) = 0.019804 < 0.05: ppo wins at n = 3.
+    grpo (stage seed 0 only, gold 0.1, 0.2, 0.3) against either: Welch's t, stage-seed means vs runs, n = 3, 3."""
+    _write_stage_sweep(tmp_path, "ppo", PPO_3X2)
+    _write_stage_sweep(tmp_path, "dpo", DPO_3X2)
+    for seed, gold in enumerate([0.1, 0.2, 0.3]):
+        _write_run(tmp_path, f"grpo_s{seed}", "grpo", seed, gold)
+    table = pairwise_table(load_summaries([str(tmp_path)]).summaries).set_index(["a", "b"])
+    pair = table.loc[("dpo", "ppo")]
+    assert (pair["test"], pair["n"]) == ("paired t (shared stage seeds)", "3")
+    assert pair["diff"] == pytest.approx(-0.116667, rel=1e-5)
+    assert pair["ci95"] == pytest.approx(T975_DF2 * 0.028868 / math.sqrt(3), rel=1e-4)
+    assert pair["p_value"] == pytest.approx(1 - 7 / math.sqrt(51), rel=1e-4)
+    assert pair["winner"] == "ppo"
+    mixed = table.loc[("dpo", "grpo")]
+    assert (mixed["test"], mixed["n"]) == ("Welch t (stage-seed means vs runs)", "3, 3")
+    assert mixed["diff"] == pytest.approx(0.316667 - 0.2, rel=1e-5)
 
 
 def test_interpolation_on_a_known_curve():
@@ -95,6 +205,7 @@ def test_compute_matched_reads_the_curve_and_never_extrapolates(tmp_path):
     assert table.loc[("grpo", 0.25), "eval/gold_reward"] == pytest.approx(0.2)
     assert table.loc[("dpo", 0.5), "eval/gold_reward"] == pytest.approx(0.4)
     assert math.isnan(table.loc[("dpo", 1.0), "eval/gold_reward"])
+    assert table.loc[("dpo", 1.0), "eval/gold_reward n"] == 0 and table.loc[("dpo", 1.0), "covers"] == ""
 
 
 def test_pairwise_flags_a_planted_difference_and_not_equal_means(tmp_path):
@@ -128,7 +239,23 @@ def test_cli_writes_every_table_and_plot(sweep, tmp_path):
     readme = (out / "README.md").read_text()
     assert "Runs read: 7 (1 diverged, 6 finished); skipped: 2." in readme
     assert f"Sweeps: `{sweep}` (7 runs)." in readme
+    assert "For 2 groups they cover trainer seeds only (1 stage seed)" in readme
+    assert "Pairwise, 1 pair: Welch's t-test" in readme and "paired t-test" not in readme
     assert "9_ppo_diverged" in readme and "7_running" in readme
+
+
+def test_readme_says_what_the_intervals_cover(tmp_path):
+    """Two groups of 3 × 2 stage × trainer seeds and one of a single stage seed: the README says so, and which tests ran."""
+    sweep = tmp_path / "sweep"
+    _write_stage_sweep(sweep, "ppo", PPO_3X2)
+    _write_stage_sweep(sweep, "dpo", DPO_3X2)
+    for seed, gold in enumerate([0.1, 0.2, 0.3]):
+        _write_run(sweep, f"grpo_s{seed}", "grpo", seed, gold)
+    assert main([str(sweep), "--out", str(tmp_path / "results")]) == 0
+    readme = (tmp_path / "results" / "README.md").read_text()
+    assert "For 2 groups they cover stage × trainer seeds (3 × 2)" in readme
+    assert "For 1 group they cover trainer seeds only (1 stage seed)" in readme
+    assert "Pairwise, 1 pair: a paired t-test" in readme and "Pairwise, 2 pairs: Welch's t-test" in readme
 
 
 def test_empty_input_says_so_and_fails(tmp_path, caplog):
@@ -139,17 +266,19 @@ def test_empty_input_says_so_and_fails(tmp_path, caplog):
 
 
 def test_wandb_runs_become_the_same_frames(monkeypatch):
-    """--wandb reads runs through wandb's public API; a stand-in API with two runs gives the same tables."""
+    """--wandb reads runs through wandb's public API; a stand-in API with three runs gives the same tables.
+    Two ppo runs with β=0.1 (gold 0.1, 0.3: mean 0.2) are one group; a third with β=0.2 is its own row."""
     import wandb
 
     from bench.results import load_wandb
 
     class FakeRun:
-        def __init__(self, algo, seed, gold):
-            self.config = {"algo": {"name": algo}, "task": {"name": "toy"}, "model": {"preset": "tiny", "name": None},
-                           "seed": seed, "stage_seed": 0, "budget": {"unit": "flops", "amount": 400.0}}  # fmt: skip
+        def __init__(self, algo, seed, gold, beta=0.1):
+            self.config = {"algo": {"name": algo, "beta": beta}, "task": {"name": "toy"},
+                           "model": {"preset": "tiny", "name": None}, "seed": seed, "stage_seed": 0,
+                           "budget": {"unit": "flops", "amount": 400.0}}  # fmt: skip
             self.summary = {"status": "finished", "eval/gold_reward": gold, "compute/flops": 400.0, "_step": 3}
-            self.path = ["me", "proj", f"{algo}{seed}"]
+            self.path = ["me", "proj", f"{algo}{seed}{beta}"]
             self._history = [{"compute/flops": 0.0, "eval/gold_reward": 0.0}, {"compute/flops": 400.0, "eval/gold_reward": gold}]
 
         def scan_history(self):
@@ -158,12 +287,25 @@ def test_wandb_runs_become_the_same_frames(monkeypatch):
     class FakeApi:
         def runs(self, path):
             assert path == "me/proj"
-            return [FakeRun("ppo", 0, 0.1), FakeRun("ppo", 1, 0.3)]
+            return [FakeRun("ppo", 0, 0.1), FakeRun("ppo", 1, 0.3), FakeRun("ppo", 0, 0.9, beta=0.2)]
 
     monkeypatch.setattr(wandb, "Api", FakeApi)
     runs, curves = load_wandb("me/proj")
-    table = summary_table(runs.summaries)
-    assert table.loc[0, "eval/gold_reward"] == pytest.approx(0.2) and table.loc[0, "n"] == 2
+    table = summary_table(runs.summaries).set_index("algo.beta")
+    assert list(table.index) == [0.1, 0.2]
+    assert table.loc[0.1, "eval/gold_reward"] == pytest.approx(0.2) and table.loc[0.1, "n"] == 2
+    assert table.loc[0.2, "eval/gold_reward"] == pytest.approx(0.9) and table.loc[0.2, "n"] == 1
     assert "_step" not in runs.summaries.columns
-    matched = compute_matched_table(runs.summaries, curves).set_index("budget_fraction")
-    assert matched.loc[0.5, "eval/gold_reward"] == pytest.approx(0.1)
+    matched = compute_matched_table(runs.summaries, curves).set_index(["algo.beta", "budget_fraction"])
+    assert matched.loc[(0.1, 0.5), "eval/gold_reward"] == pytest.approx(0.1)
+
+
+def test_a_copied_run_directory_is_one_run_not_two_seeds(sweep):
+    """A run directory copied elsewhere holds the same identity: counted once (ppo stays n = 3, mean 0.2)."""
+    import shutil
+
+    shutil.copytree(sweep / "0_ppo", sweep / "copy_of_0_ppo")
+    runs = load_summaries([str(sweep)])
+    assert dict(runs.skipped)[str(sweep / "copy_of_0_ppo")].startswith("the same identity")
+    table = summary_table(runs.summaries).set_index("algo")
+    assert table.loc["ppo", "n"] == 3 and table.loc["ppo", "eval/gold_reward"] == pytest.approx(0.2)

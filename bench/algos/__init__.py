@@ -58,7 +58,7 @@ class Context:
         if self.reward_source == RewardSource.verifiable:
             scores = [self.task.gold_reward(p, c) for p, c in zip(batch.prompts, batch.completions)]
             return torch.tensor(scores, device=self.device)
-        return reward_scores(self.reward_model, batch)
+        return reward_scores(self.reward_model, batch, self.tokenizer.eos_token_id)
 
     def trainable_policy(self) -> PreTrainedModel:
         """A fresh copy of the SFT model, watched by the meter as `policy`."""

@@ -62,7 +62,8 @@ class DPO:
         """Summed completion log-probs of chosen and rejected, in one forward pass: ([n], [n])."""
         rows = self.pairs[list(idx)]
         n = len(rows["prompt"])
-        batch = make_batch(self.ctx.tokenizer, rows["prompt"] * 2, rows["chosen"] + rows["rejected"], self.ctx.device)
+        ended = rows["chosen_ended"] + rows["rejected_ended"]  # a cut-off sample gets no EOS it did not produce
+        batch = make_batch(self.ctx.tokenizer, rows["prompt"] * 2, rows["chosen"] + rows["rejected"], self.ctx.device, ended)
         logps = (token_logprobs(model, batch) * batch.completion_mask).sum(-1)  # [2n]
         return logps[:n], logps[n:]
 
@@ -89,11 +90,12 @@ class DPO:
         stats = torch.stack([
             loss.detach(), chosen_rewards.mean(), rejected_rewards.mean(), margins.mean(),
             (margins > 0).float().mean(), chosen.detach().mean(), rejected.detach().mean(), grad_norm,
-            # sequence-level log-ratio to the reference on the training pairs
+            # Σ_t (log π - log π_ref) on the training pairs, chosen and rejected averaged. Not `train/kl`:
+            # on pairs sampled from π_ref it estimates -KL(π_ref‖π) (≤ 0), not PPO's and GRPO's KL(π‖π_ref)
             ((chosen - ref_chosen + rejected - ref_rejected) / 2).detach().mean(),
         ]).tolist()  # fmt: skip
         names = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                 "logps/chosen", "logps/rejected", "grad_norm", "kl"]  # fmt: skip
+                 "logps/chosen", "logps/rejected", "grad_norm", "pairs_log_ratio"]  # fmt: skip
         return {f"train/{k}": v for k, v in zip(names, stats)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
 
     def memory(self) -> dict[str, float]:

@@ -13,10 +13,15 @@ then minimises the clipped surrogate plus β·k3 KL to the reference, aggregated
   - eps_high > eps_low (DAPO's clip-higher);
   - beta=0 drops the KL term and with it the reference forward pass (DAPO, Dr. GRPO).
 
+Each rollout is split into `minibatches` (whole groups each, TRL's `steps_per_generation`),
+one optimiser step each, for μ (`inner_iterations`) passes. From the second optimiser
+step on a rollout the ratio π/π_old moves away from 1 and the clip (ε_low, ε_high) acts;
+with one minibatch and μ = 1 the ratio is always 1, the clip is inert, and `logp_old` is
+the detached current log-prob (no extra forward pass).
+
 Departures from the paper:
-  1. μ (`inner_iterations`) full-batch passes per rollout, no minibatches; with μ = 1 the
-     ratio is 1 and `logp_old` is the detached current log-prob (no extra forward pass).
-  2. The KL term is added per token before aggregation, as in the paper's objective.
+  1. The KL term is added per token before aggregation, as in the paper's objective.
+  2. Minibatches hold whole groups, so each group's advantages are used together.
 """
 
 from __future__ import annotations
@@ -64,8 +69,11 @@ class GRPOConfig:
     """ε_high: ratio ceiling 1 + ε_high (paper: 0.2; DAPO clip-higher: 0.28)."""
     beta: float = 0.04
     """β: weight of the k3 KL to the reference (paper: 0.04). 0 skips the reference forward pass."""
+    minibatches: int = 2
+    """Optimiser steps per pass over a rollout, each on B/minibatches prompts' groups (TRL's
+    `steps_per_generation`). 1 makes the ratio always 1 and the clip inert (with μ = 1)."""
     inner_iterations: int = 1
-    """μ: optimisation passes over each rollout batch (paper: 1)."""
+    """μ: passes over each rollout (paper: 1)."""
     temperature: float = 1.0
     """Sampling temperature of the rollouts."""
     adv_eps: float = 1e-4
@@ -80,6 +88,8 @@ class GRPOConfig:
             raise ConfigError(f"algo.group_size must be >= 2 (the baseline is the group mean), got {self.group_size}")
         if self.inner_iterations < 1:
             raise ConfigError(f"algo.inner_iterations must be >= 1, got {self.inner_iterations}")
+        if self.minibatches < 1 or self.prompts_per_step % self.minibatches:
+            raise ConfigError(f"algo.prompts_per_step {self.prompts_per_step} is not divisible by algo.minibatches {self.minibatches}")
 
 
 class GRPO:
@@ -99,45 +109,54 @@ class GRPO:
             prompts = [ctx.train_prompts[i] for i in self.sampler.take(cfg.prompts_per_step)]
             batch = sample(self.policy, ctx.tokenizer, [p for p in prompts for _ in range(G)], self.max_len, cfg.temperature)
             mask = batch.completion_mask  # [B*G, C]
+
+        # 2. Rewards, group advantages, reference log-probs; old log-probs only if a later
+        #    optimiser step on this rollout needs them (the first one reads its own, detached).
+        with ctx.phases("scoring"):
             rewards = ctx.rewards(batch).float()  # [B*G]
             advantages = group_advantages(rewards, G, cfg.scale.value, cfg.adv_eps)  # [B*G]
             with torch.no_grad():
                 logp_ref = token_logprobs(ctx.reference, batch, cfg.temperature) if cfg.beta > 0 else None  # [B*G, C]
-                logp_old = token_logprobs(self.policy, batch, cfg.temperature) if cfg.inner_iterations > 1 else None
+                several = cfg.inner_iterations * cfg.minibatches > 1
+                logp_old = token_logprobs(self.policy, batch, cfg.temperature) if several else None  # [B*G, C]
 
-        # 2. μ passes over the batch: clipped surrogate + β·KL, aggregated per `loss_agg`.
+        # 3. μ passes of `minibatches` optimiser steps: clipped surrogate + β·KL, aggregated per `loss_agg`.
+        rows = len(batch) // cfg.minibatches
+        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("loss", "entropy", "clip_frac", "grad_norm", "kl")}
         with ctx.phases("update"):
             for _ in range(cfg.inner_iterations):
-                logp, entropy = token_logprobs(self.policy, batch, cfg.temperature, with_entropy=True)  # [B*G, C]
-                old = logp_old if logp_old is not None else logp.detach()
-                per_token = clipped_surrogate(logp, old, advantages, cfg.eps_low, cfg.eps_high)  # [B*G, C]
-                if logp_ref is not None:
-                    per_token = per_token + cfg.beta * kl_k3(logp, logp_ref)
-                loss = aggregate(per_token, mask, cfg.loss_agg.value, max_len=self.max_len)
-                loss.backward()
-                grad_norm = clip_and_step(self.policy, self.optimizer, cfg.max_grad_norm)
-                ctx.meter.steps += 1
+                for start in range(0, len(batch), rows):
+                    idx = torch.arange(start, start + rows, device=ctx.device)  # whole groups: rows is a multiple of G
+                    mb, m, adv = batch.select(idx), mask[idx], advantages[idx]
+                    logp, entropy = token_logprobs(self.policy, mb, cfg.temperature, with_entropy=True)  # [b, C]
+                    old = logp_old[idx] if logp_old is not None else logp.detach()
+                    per_token = clipped_surrogate(logp, old, adv, cfg.eps_low, cfg.eps_high)  # [b, C]
+                    if logp_ref is not None:
+                        per_token = per_token + cfg.beta * kl_k3(logp, logp_ref[idx])
+                    loss = aggregate(per_token, m, cfg.loss_agg.value, max_len=self.max_len)
+                    loss.backward()
+                    stats["grad_norm"].append(clip_and_step(self.policy, self.optimizer, cfg.max_grad_norm))
+                    ctx.meter.steps += 1
+                    stats["loss"].append(loss.detach())
+                    stats["entropy"].append(masked_mean(entropy.detach(), m))
+                    stats["clip_frac"].append(clip_fraction(logp.detach(), old, adv, m, cfg.eps_low, cfg.eps_high))
+                    if logp_ref is not None:
+                        stats["kl"].append(((logp.detach() - logp_ref[idx]) * m).sum(-1).mean())
         ctx.meter.samples += len(batch)
 
-        # 3. Metrics, one host sync.
+        # 4. Metrics, one host sync.
         group_std = rewards.view(-1, G).std(-1)  # [B]
-        stats = {
-            "loss": loss.detach(),
+        summary = {k: torch.stack(v).mean() for k, v in stats.items() if v} | {
             "reward": rewards.mean(),
             "reward_std": rewards.std(),
             "reward_group_std": group_std.mean(),
             "frac_reward_zero_std": (group_std == 0).float().mean(),
             "advantages/mean": advantages.mean(),
             "advantages/std": advantages.std(),
-            "entropy": masked_mean(entropy.detach(), mask),
-            "clip_frac": clip_fraction(logp.detach(), old, advantages, mask, cfg.eps_low, cfg.eps_high),
-            "grad_norm": grad_norm,
             "completion_length": mask.sum(-1).mean(),
         }
-        if logp_ref is not None:
-            stats["kl"] = ((logp.detach() - logp_ref) * mask).sum(-1).mean()
-        values = torch.stack(list(stats.values())).tolist()
-        return {f"train/{k}": v for k, v in zip(stats, values)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
+        values = torch.stack(list(summary.values())).tolist()
+        return {f"train/{k}": v for k, v in zip(summary, values)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
 
     def memory(self) -> dict[str, float]:
         out = model_bytes("policy", self.policy, self.optimizer)

@@ -85,18 +85,20 @@ class PPO:
     def step(self) -> dict[str, float]:
         cfg, ctx = self.cfg, self.ctx
 
-        # 1. Rollout and everything frozen about it: old log-probs, reference log-probs, values, score.
+        # 1. Rollout: one completion per prompt.
         with ctx.phases("rollout"):
             prompts = [ctx.train_prompts[i] for i in self.sampler.take(cfg.batch_size)]
             batch = sample(self.policy, ctx.tokenizer, prompts, ctx.task.cfg.max_new_tokens, cfg.temperature)
             mask = batch.completion_mask  # [B, C]
+
+        # 2. Everything frozen about it: old log-probs, reference log-probs, values, score, then
+        #    per-token rewards (KL penalty everywhere, the score on the last completion token) and GAE.
+        with ctx.phases("scoring"):
             with torch.no_grad():
                 logp_old = token_logprobs(self.policy, batch, cfg.temperature)  # [B, C]
                 logp_ref = token_logprobs(ctx.reference, batch, cfg.temperature)  # [B, C]
                 values_old = sequence_values(self.critic, batch) * mask  # [B, C]
             scores = ctx.rewards(batch).float()  # [B]
-
-            # 2. Per-token rewards: KL penalty everywhere, the score on the last completion token.
             kl = (logp_old - logp_ref) * mask  # [B, C]
             rewards = -cfg.beta * kl
             last = mask.sum(-1).long() - 1  # [B]
