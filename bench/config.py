@@ -187,7 +187,8 @@ class Config:
     """Save a trainer checkpoint each time this fraction of the budget is spent (and at the end)."""
     resume: bool = True
     """A killed run (a checkpoint, no summary) started again with the same config continues
-    from its checkpoint; false starts it over. Finished runs are always skipped."""
+    from its checkpoint; false starts it over. A finished run is reused when its identity
+    (bench/rundir.py) is the same, and its directory refused to any other."""
 
 
 def register(group: str, name: str, node: type) -> None:

@@ -63,6 +63,14 @@ class Phases:
             self.total_seconds[name] += elapsed
             self.peak[name] = max(self.peak.get(name, 0), _peak_bytes(self.device))
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs for its totals: the seconds and peaks of every phase so far."""
+        return {"total_seconds": dict(self.total_seconds), "peak": dict(self.peak)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.total_seconds = defaultdict(float, state["total_seconds"])
+        self.peak = dict(state["peak"])
+
     def pop(self) -> dict[str, float]:
         out = {f"perf/phase_s/{k}": v for k, v in self.seconds.items()}
         out |= {f"memory/peak_bytes/{k}": float(v) for k, v in self.peak.items()}

@@ -86,13 +86,17 @@ def _flatten_summary(summary: dict) -> dict:
         row |= summary.get(section, {})
     row |= {f"sft/{k}": v for k, v in summary.get("sft", {}).items()}
     row["budget"] = summary.get("budget")
+    row["git_commit"] = summary.get("git_commit")
+    row["versions"] = summary.get("versions", {})
     if "diverged" in summary:
         row["diverged_at"] = f"{summary['diverged']['metric']} at step {summary['diverged']['step']}"
     return row
 
 
 def load_summaries(paths: list[str]) -> Runs:
-    rows, skipped, seen = [], [], {}
+    """One row per run. Two directories holding the same identity (a copied directory, a sweep read
+    twice) are one computation, not two seeds: the finished one, else the newest, is kept."""
+    found, skipped = [], []
     for run_dir in find_run_dirs(paths):
         try:
             summary = rundir.read_summary(run_dir)
@@ -105,11 +109,15 @@ def load_summaries(paths: list[str]) -> Runs:
         if summary.get("schema") != rundir.SUMMARY_SCHEMA:
             skipped.append((str(run_dir), f"summary schema {summary.get('schema')!r}, this tool reads {rundir.SUMMARY_SCHEMA}"))
             continue
-        if summary.get("identity") in seen:  # the same computation twice (a copied directory) is one run, not two seeds
-            skipped.append((str(run_dir), f"the same identity ({summary['identity']}) as {seen[summary['identity']]}"))
-            continue
-        seen[summary.get("identity")] = run_dir
-        rows.append(_flatten_summary(summary) | {"run_dir": str(run_dir)})
+        found.append((run_dir, summary))
+    preference = lambda item: (item[1]["status"] == "finished", (item[0] / rundir.SUMMARY).stat().st_mtime)  # noqa: E731
+    kept: dict[str, tuple[Path, dict]] = {}
+    for run_dir, summary in sorted(found, key=preference, reverse=True):
+        if summary.get("identity") in kept:
+            skipped.append((str(run_dir), f"the same identity ({summary['identity']}) as {kept[summary['identity']][0]}"))
+        else:
+            kept[summary.get("identity")] = (run_dir, summary)
+    rows = [_flatten_summary(summary) | {"run_dir": str(run_dir)} for run_dir, summary in sorted(kept.values())]
     for run_dir, reason in skipped:
         log.warning("skipping %s: %s", run_dir, reason)
     return Runs(pd.DataFrame(rows), skipped)
@@ -308,6 +316,29 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_columns(rows, keys))
 
 
+PAPER_COLUMNS = {  # metric -> (header, decimals)
+    "eval/gold_reward": ("gold reward", 3), "eval/accuracy": ("accuracy", 3), "eval/proxy_reward": ("proxy reward", 2),
+    "eval/kl_to_ref": ("KL to ref", 1), "eval/win_rate_vs_sft": ("win rate vs SFT", 2), "compute/seconds": ("train s", 0),
+}  # fmt: skip
+
+
+def _cell(mean: float, ci: float, decimals: int) -> str:
+    if math.isnan(mean):
+        return ""
+    return f"{mean:.{decimals}f}" if math.isnan(ci) else f"{mean:.{decimals}f} ± {ci:.{decimals}f}"
+
+
+def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as a paper shows it: one `mean ± 95 % CI` cell per metric, n and what the interval covers."""
+    head = [c for c in summary.columns if c not in ("n", "covers") and not c.startswith(("eval/", "compute/", "memory/", "wall_s"))]
+    head = [c for c in head if c not in ("runs", "diverged", "failed")]
+    table = summary[head + ["n", "covers"]].copy()
+    for metric, (name, decimals) in PAPER_COLUMNS.items():
+        if metric in summary and summary[metric].notna().any():
+            table[name] = [_cell(m, c, decimals) for m, c in zip(summary[metric], summary[f"{metric} ±"])]
+    return table
+
+
 def _columns(rows: list[dict], keys: list[str]) -> list[str]:
     """task, algo, the distinguishing keys (NaN where a group lacks one), then the rest in first-seen order."""
     head = ["task", "algo", *keys]
@@ -402,7 +433,7 @@ def task_figure(task: str, curves: pd.DataFrame) -> plt.Figure:
     evals = curves[(curves["task"] == task) & (curves["status"] == "finished")].dropna(subset=["eval/gold_reward"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax_curve, ax_frontier, ax_over = axes
-    grid = np.linspace(0, evals["compute/flops"].max(), 50)
+    grid = np.linspace(0, evals.groupby("run_dir")["compute/flops"].max().min(), 50)  # where every run has a point
     seen: dict[str, int] = {}
     for header, of_group in groups(evals, keys):
         algo, name = header["algo"], label(header)
@@ -476,6 +507,17 @@ def describe_intervals(summary: pd.DataFrame, pairwise: pd.DataFrame) -> str:
     return " ".join(words)
 
 
+def provenance(runs: pd.DataFrame) -> str:
+    """The commits the runs were taken at and the library versions they ran with."""
+    commits = runs["git_commit"].fillna("unknown").value_counts() if "git_commit" in runs else pd.Series(dtype=int)
+    versions = pd.DataFrame(list(runs["versions"])) if "versions" in runs else pd.DataFrame()
+    libs = [f"{lib} {', '.join(sorted(versions[lib].dropna().astype(str).unique()))}" for lib in versions.columns]
+    return (
+        "Taken at commit " + ", ".join(f"`{c}` ({n} runs)" for c, n in commits.items())
+        + (f"; with {'; '.join(libs)}." if libs else ".")
+    )
+
+
 def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str]) -> dict[str, pd.DataFrame]:
     out.mkdir(parents=True, exist_ok=True)
     table = runs.summaries
@@ -485,6 +527,7 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "memory": memory_table(table),
         "pairwise": pairwise_table(table),
     }
+    tables["paper"] = paper_table(tables["summary"])
     for name, df in tables.items():
         _write_table(df, out, name)
     plots = [p for task in sorted(_finished(table)["task"].unique()) for p in plot_task(task, curves, out)]
@@ -497,12 +540,15 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "",
         f"Runs read: {len(table)} ({', '.join(f'{v} {k}' for k, v in sorted(statuses.items()))}); skipped: {len(runs.skipped)}.",
         "Sweeps: " + ", ".join(f"`{d}` ({n} runs)" for d, n in sorted(table["run_dir"].map(lambda p: str(Path(p).parent)).value_counts().items())) + ".",
+        provenance(table),
         "A row is a group: runs that differ only in `seed` and `stage_seed`.",
         describe_intervals(tables["summary"], tables["pairwise"]),
         "",
-        "## Summary (final metrics)",
+        "## Summary (final metrics at the budget, mean ± 95 % interval)",
         "",
-        tables["summary"].to_markdown(index=False, floatfmt=".4g"),
+        tables["paper"].to_markdown(index=False),
+        "",
+        "Every figure, unrounded, with the diverged and failed counts: `summary.csv`.",
         "",
         "## Gold reward at equal compute",
         "",

@@ -8,16 +8,22 @@
 
 A run's **identity** is a hash of its result-changing config: the resolved config minus
 the keys that cannot change a number (`NON_RESULT_KEYS`: logging, paths, resuming,
-checkpoint cadence), as Dora does. Two runs with the same identity are the same
-computation; a finished run is reused only under the same identity. Its **group** is
-the identity minus the seeds (`SEED_KEYS`): runs of one group differ only in their
-random draws, so the results tool averages them, and only them.
+checkpoint cadence), as Dora does. Its **group** is the identity minus the seeds
+(`SEED_KEYS`): runs of one group differ only in their random draws, so the results tool
+averages them, and only them.
+
+The config is not all of a computation: the code and the device are too. A summary
+records its `execution` (`RESULT_VERSION`, bumped with every change of the code that
+changes a number, and the device type, which decides `precision=auto`); a finished run
+is reused only under the same identity *and* the same execution. The hash leaves them
+out so that a sweep's directories keep their names across machines and commits.
 
 summary.json (schema 2):
     schema, status          2; finished | diverged | failed
     algo, task, model       what ran
     seed, stage_seed        the trainer's seed; the seed of the cached stages and prompt splits
     identity, group         hashes (above); settings: the flattened result-changing config minus seeds
+    execution               {result_version, device}: what the config does not say about the computation
     budget                  {unit, amount}
     final                   eval/* interpolated at exactly the budget, compute/* at the budget
     last_eval               the last evaluation as measured (after the last step, past the budget)
@@ -37,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 SUMMARY_SCHEMA = 2
+RESULT_VERSION = 1  # bump with every code change that changes a number a run reports
 CONFIG, METRICS, SUMMARY, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"
 NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "checkpoint_every")
 SEED_KEYS = ("seed", "stage_seed")

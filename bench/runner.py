@@ -4,7 +4,7 @@ and always leave a `summary.json` whose status says how the run ended.
 
     run()        reuse a finished run of the same identity, or refuse another one's directory
     build()      task, prompts, cached stages, frozen models, meter, evaluator, logger, trainer
-    resume()     the state of a killed run of the same identity, from its checkpoint
+    resume()     the state of a killed run, from its checkpoint
     train()      the loop: step, log, evaluate, checkpoint, until the budget is spent
     evaluate(), save_checkpoint(), summarise()
 
@@ -23,7 +23,6 @@ import platform
 import subprocess
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from bench.logger import RunLogger
 from bench.meter import BUDGET_AXIS, Meter
 from bench.models import ScalarHeadModel, build_tokenizer, describe, load_policy
 from bench.phases import Phases
-from bench.stages import Stages, prepare_stages
+from bench.stages import prepare_stages
 from bench.tasks import build_task, prompt_splits
 
 log = logging.getLogger(__name__)
@@ -118,7 +117,6 @@ class Built:
 
     cfg: Config
     device: torch.device
-    stages: Stages
     meter: Meter
     phases: Phases
     evaluator: Evaluator
@@ -163,9 +161,10 @@ class LoopState:
 # ---------------------------------------------------------------------------- the run
 def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = None) -> dict:
     """One run (one algorithm × one task × one seed). Returns the summary it wrote (or found)."""
-    resolved = json.loads(json.dumps(resolved_config, default=str))  # plain JSON types: compared on resume
+    resolved = json.loads(json.dumps(resolved_config, default=str))  # plain JSON types
     identity = rundir.identity(resolved)
-    previous = finished_run(run_dir, identity)
+    execution = {"result_version": rundir.RESULT_VERSION, "device": pick_device(cfg.device).type}
+    previous = reusable_run(run_dir, identity, execution)
     if previous is not None:
         return previous
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,13 +172,13 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
     summary: dict = {
         "schema": rundir.SUMMARY_SCHEMA, "status": "failed", "algo": cfg.algo.name, "task": cfg.task.name,
         "model": describe(cfg.model), "seed": cfg.seed, "stage_seed": cfg.stage_seed, "run_dir": str(run_dir),
-        "identity": identity, "group": rundir.group(resolved), "settings": rundir.settings(resolved),
+        "identity": identity, "group": rundir.group(resolved), "settings": rundir.settings(resolved), "execution": execution,
         "budget": {"unit": cfg.budget.unit.value, "amount": cfg.budget.amount},
         "versions": _versions(), "git_commit": _git_commit(),
     }  # fmt: skip
     started, built = time.time(), None
     try:
-        checkpoint = resume(run_dir, identity) if cfg.resume else None
+        checkpoint = resume(run_dir) if cfg.resume else None
         built = build(cfg, run_dir, resolved, group, summary, rows_kept=checkpoint["runner"]["rows"] if checkpoint else 0)
         state = LoopState(cfg.budget.eval_every, cfg.checkpoint_every)
         if checkpoint is None:
@@ -187,7 +186,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
             built.logger.log(built.baseline)
         else:
             state = restore(built, checkpoint, summary)
-        train(built, state, run_dir, identity)
+        train(built, state, run_dir)
         summary |= summarise(built, state)
     except Diverged as e:
         log.error("run diverged: %s", e)
@@ -206,15 +205,27 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
     return summary
 
 
-def finished_run(run_dir: Path, identity: str) -> dict | None:
-    """The summary of a finished run of this identity in `run_dir`; refuses a finished run of another."""
+def reusable_run(run_dir: Path, identity: str, execution: dict) -> dict | None:
+    """The summary of a finished run of this identity and execution in `run_dir`, to reuse; None to run.
+
+    A directory that holds another identity's run (finished, failed or killed) is refused rather
+    than overwritten, and so is a finished run of this identity computed by other code or on
+    another device type.
+    """
+    config = run_dir / rundir.CONFIG
+    if config.exists() and (other := rundir.identity(json.loads(config.read_text()))) != identity:
+        raise RunDirTaken(
+            f"{run_dir} holds a run of another configuration (identity {other}, this one {identity}); give this "
+            "run its own directory (hydra.sweep.dir=...) or delete that one to run it again"
+        )
     previous = rundir.read_summary(run_dir)
     if previous is None or previous.get("status") != "finished":
         return None
-    if previous.get("identity") != identity:
+    done = previous.get("execution", {"result_version": 1, "device": "cpu"})  # runs from before it was recorded
+    if done != execution:
         raise RunDirTaken(
-            f"{run_dir} holds a finished run of another configuration (identity {previous.get('identity')}, this one "
-            f"{identity}); give this run its own directory (hydra.sweep.dir=...) or delete that one to run it again"
+            f"{run_dir} holds this configuration's run computed under {done}, this one would run under {execution}; "
+            "give this run its own directory (hydra.sweep.dir=...) or delete that one to run it again"
         )
     log.info("run already finished with this identity (%s), reusing it: %s", identity, run_dir)
     return previous
@@ -253,19 +264,15 @@ def build(cfg: Config, run_dir: Path, resolved: dict, group: str | None, summary
     meter.start()
     with autocast(device, cfg.precision):  # what a trainer computes once (DPO's reference log-probs) in its steps' precision
         trainer = build_trainer(cfg.algo, ctx)
-    return Built(cfg, device, stages, meter, phases, evaluator, logger, trainer, baseline)
+    return Built(cfg, device, meter, phases, evaluator, logger, trainer, baseline)
 
 
-def resume(run_dir: Path, identity: str) -> dict | None:
-    """The checkpoint of a run that was killed (a checkpoint, no summary) with this same identity."""
+def resume(run_dir: Path) -> dict | None:
+    """The checkpoint of a run that was killed (a checkpoint, no summary); `reusable_run` has checked its identity."""
     path = run_dir / rundir.CHECKPOINT
     if not path.exists() or (run_dir / rundir.SUMMARY).exists():
         return None
-    checkpoint = torch.load(path, weights_only=False)
-    if checkpoint["runner"].get("identity") != identity:
-        log.warning("not resuming %s: its checkpoint was written by another configuration; starting over", run_dir)
-        return None
-    return checkpoint
+    return torch.load(path, weights_only=False)
 
 
 def restore(built: Built, checkpoint: dict, summary: dict) -> LoopState:
@@ -274,13 +281,17 @@ def restore(built: Built, checkpoint: dict, summary: dict) -> LoopState:
     torch.set_rng_state(checkpoint["rng"]["torch"])
     if checkpoint["rng"]["cuda"]:
         torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+    built.phases.load_state_dict(checkpoint["phases"])
     state = LoopState(**checkpoint["runner"]["loop"])
+    if state.checkpoint_every != built.cfg.checkpoint_every:  # not part of the identity: the new cadence applies
+        state.checkpoint_every = built.cfg.checkpoint_every
+        state.next_checkpoint = built.meter.spent_fraction() + built.cfg.checkpoint_every
     summary["resumed_at_iteration"] = state.iteration
     log.info("resuming %s from iteration %d (%.0f%% of the budget)", summary["run_dir"], state.iteration, 100 * built.meter.spent_fraction())
     return state
 
 
-def train(b: Built, state: LoopState, run_dir: Path, identity: str) -> None:
+def train(b: Built, state: LoopState, run_dir: Path) -> None:
     """Step until the budget is spent; evaluate and checkpoint on the way and at the end."""
     while not b.meter.exhausted():
         row = timed_step(b)
@@ -291,7 +302,7 @@ def train(b: Built, state: LoopState, run_dir: Path, identity: str) -> None:
         if state.eval_due(done) or last:
             state.evals.append(evaluate(b))
         if state.checkpoint_due(done) or last:  # the last one holds the final policy
-            save_checkpoint(b, state, run_dir, identity)
+            save_checkpoint(b, state, run_dir)
 
 
 def timed_step(b: Built) -> dict[str, float]:
@@ -324,11 +335,12 @@ def evaluate(b: Built) -> dict[str, float]:
     return row
 
 
-def save_checkpoint(b: Built, state: LoopState, run_dir: Path, identity: str) -> None:
+def save_checkpoint(b: Built, state: LoopState, run_dir: Path) -> None:
     checkpoint = {
         "trainer": b.trainer.state_dict(),
         "meter": b.meter.state_dict(),
-        "runner": {"loop": state.__dict__ | {"evals": list(state.evals)}, "rows": b.logger.rows, "identity": identity},
+        "phases": b.phases.state_dict(),
+        "runner": {"loop": state.__dict__ | {"evals": list(state.evals)}, "rows": b.logger.rows},
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
     }
     with b.meter.paused():

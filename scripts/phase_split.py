@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from bench.results import load_runs
+from bench.results import distinguishing_keys, load_runs
 
 PHASES = ("perf/phase_s/rollout", "perf/phase_s/scoring", "perf/phase_s/update", "perf/step_s", "perf/flops_per_s")
 
@@ -21,9 +21,12 @@ def main() -> None:
     rows = load_runs(sys.argv[1:])
     steps = rows[rows["status"].eq("finished") & rows["perf/step_s"].notna()]
     cols = [c for c in PHASES if c in steps]
-    table = steps.groupby(["task", "algo", "group"])[cols].mean()
+    keys = distinguishing_keys(steps.drop_duplicates("run_dir"))
+    for key in keys:
+        steps[key] = steps["settings"].map(lambda settings: settings.get(key))
+    table = steps.groupby(["task", "algo", *keys], dropna=False)[cols].mean()
     table["generation_share"] = table["perf/phase_s/rollout"].fillna(0) / table["perf/step_s"]
-    print(table.reset_index(level="group", drop=len(steps["group"].unique()) == len(table)).to_markdown(floatfmt=".3g"))
+    print(table.to_markdown(floatfmt=".3g"))
 
 
 if __name__ == "__main__":

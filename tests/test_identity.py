@@ -28,9 +28,22 @@ def test_a_finished_run_is_reused_only_under_the_same_identity(run_tiny, caplog)
     rows = (run_dir / "metrics.jsonl").read_text()
     again, _ = run_tiny("algo=dpo", "budget.amount=5e9", "logger.project=elsewhere", name="run")  # logging is not identity
     assert again == first and (run_dir / "metrics.jsonl").read_text() == rows
-    with pytest.raises(RunDirTaken, match="holds a finished run of another configuration"):
+    with pytest.raises(RunDirTaken, match="holds a run of another configuration"):
         run_tiny("algo=dpo", "algo.beta=0.5", "budget.amount=5e9", name="run")
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(first))  # nothing lost
+    # the same configuration computed by other code (or on another device type) is not reused either
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps(summary | {"execution": {"result_version": 0, "device": "cpu"}}))
+    with pytest.raises(RunDirTaken, match="computed under"):
+        run_tiny("algo=dpo", "budget.amount=5e9", name="run")
+
+
+def test_a_killed_run_of_another_configuration_is_not_overwritten(run_tiny):
+    _, run_dir = run_tiny("algo=dpo", "budget.amount=5e9", name="run")
+    (run_dir / "summary.json").unlink()  # as if killed: config, metrics and a checkpoint, no summary
+    with pytest.raises(RunDirTaken, match="holds a run of another configuration"):
+        run_tiny("algo=dpo", "algo.lr=1e-3", "budget.amount=5e9", name="run")
+    assert (run_dir / "checkpoint.pt").exists() and (run_dir / "metrics.jsonl").read_text()
 
 
 def test_rerunning_a_sweep_with_another_beta_runs_it_beside_the_first(tmp_path, shared_cache):

@@ -60,8 +60,13 @@ def test_a_sampled_batch_cut_off_at_max_new_tokens_is_scored_like_the_same_text_
     torch.testing.assert_close(sampled, rebuilt, rtol=0, atol=1e-5)
 
 
-def test_a_cut_off_preference_sample_gets_no_eos_it_did_not_produce(run_tiny, shared_cache):
-    """With 3 new tokens many samples are cut off: the pairs record it, and DPO's batch carries no EOS for them."""
+def test_a_cut_off_preference_sample_gets_no_eos_it_did_not_produce(run_tiny, shared_cache, monkeypatch):
+    """With 3 new tokens many samples are cut off: the pairs record it, DPO hands it to its batches, and a
+    batch built that way carries no EOS for them."""
+    from bench.algos import dpo
+
+    handed = []
+    monkeypatch.setattr(dpo, "make_batch", lambda *args: handed.append(list(args[4])) or make_batch(*args))
     summary, _ = run_tiny("algo=dpo", "task.max_new_tokens=3", "task.target_len=2", "budget=steps", "budget.amount=1")
     assert summary["status"] == "finished", summary.get("error")
     assert summary["stages"]["preferences"]["truncated_share"] > 0.05
@@ -72,6 +77,8 @@ def test_a_cut_off_preference_sample_gets_no_eos_it_did_not_produce(run_tiny, sh
     words = torch.tensor([len(c.split()) for c in rows["chosen"]])
     assert torch.equal(batch.completion_mask.sum(-1).long(), words + torch.tensor(rows["chosen_ended"]).long())
     assert not all(rows["chosen_ended"]) and any(rows["chosen_ended"])
+    # 256 pairs: the reference pass is one batch of chosen then rejected, each with its own `ended`
+    assert len(pairs) == 256 and handed[0] == list(pairs["chosen_ended"]) + list(pairs["rejected_ended"])
 
 
 # -- 2. dropout ---------------------------------------------------------------------------
@@ -168,6 +175,10 @@ def test_final_metrics_are_interpolated_at_the_budget():
     assert final["eval/gold_reward"] == pytest.approx(0.7, abs=1e-12)
     assert final["compute/samples"] == pytest.approx(10.0, abs=1e-12)
     assert final["compute/flops_by_model/policy"] == pytest.approx(90.0, abs=1e-12)
+    # eval_every=1: the baseline (where the policy had no counter yet: 0) is the point before; w = 100/110
+    first = at_budget([evals[0], evals[2]], "compute/flops", 100.0)
+    assert first["compute/flops_by_model/policy"] == pytest.approx(100.0 * 100 / 110, abs=1e-9)
+    assert first["eval/gold_reward"] == pytest.approx(0.8 * 100 / 110, abs=1e-12)
     exact = at_budget(evals[:2] + [dict(evals[2], **{"compute/flops": 100.0})], "compute/flops", 100.0)
     assert exact["eval/gold_reward"] == 0.8  # a run that stops on the budget is read as it is
 

@@ -32,7 +32,7 @@ def _write_run(root, name, algo, seed, gold, status="finished", curve=None, sche
     summary = {
         "schema": schema, "status": status, "algo": algo, "task": "toy", "model": preset, "seed": seed, "stage_seed": stage_seed,
         "identity": rundir.identity(config), "group": rundir.group(config), "settings": rundir.settings(config),
-        "budget": {"unit": "flops", "amount": budget}, "wall_s": 10.0 + seed,
+        "budget": {"unit": "flops", "amount": budget}, "wall_s": 10.0 + seed, "git_commit": "abc123", "versions": {"torch": "2.13.0"},
         "final": {"eval/gold_reward": gold, "eval/proxy_reward": 2 * gold, "eval/kl_to_ref": 1.0, "compute/flops": curve[-1][0]},
         "memory": {"memory/policy/param_bytes": 100.0, "memory/peak_bytes/update": 1000.0 * (seed + 1)},
     }  # fmt: skip
@@ -256,6 +256,10 @@ def test_readme_says_what_the_intervals_cover(tmp_path):
     assert "For 2 groups they cover stage × trainer seeds (3 × 2)" in readme
     assert "For 1 group they cover trainer seeds only (1 stage seed)" in readme
     assert "Pairwise, 1 pair: a paired t-test" in readme and "Pairwise, 2 pairs: Welch's t-test" in readme
+    assert "Taken at commit `abc123` (15 runs); with torch 2.13.0." in readme
+    # the paper table: ppo's stage means 0.2, 0.5, 0.6 -> 0.433 ± 4.302653 · 0.208167 / √3 = 0.517
+    paper = (tmp_path / "results" / "paper.md").read_text()
+    assert "| 0.433 ± 0.517 " in paper and "nan" not in paper.lower()
 
 
 def test_empty_input_says_so_and_fails(tmp_path, caplog):
@@ -301,11 +305,13 @@ def test_wandb_runs_become_the_same_frames(monkeypatch):
 
 
 def test_a_copied_run_directory_is_one_run_not_two_seeds(sweep):
-    """A run directory copied elsewhere holds the same identity: counted once (ppo stays n = 3, mean 0.2)."""
+    """Two directories of one identity are one run (ppo stays n = 3, mean 0.2); the finished one is kept."""
     import shutil
 
     shutil.copytree(sweep / "0_ppo", sweep / "copy_of_0_ppo")
+    summary = json.loads((sweep / "0_ppo" / "summary.json").read_text())
+    (sweep / "0_ppo" / "summary.json").write_text(json.dumps(summary | {"status": "failed"}))  # the copy finished
     runs = load_summaries([str(sweep)])
-    assert dict(runs.skipped)[str(sweep / "copy_of_0_ppo")].startswith("the same identity")
+    assert dict(runs.skipped)[str(sweep / "0_ppo")].startswith("the same identity")
     table = summary_table(runs.summaries).set_index("algo")
     assert table.loc["ppo", "n"] == 3 and table.loc["ppo", "eval/gold_reward"] == pytest.approx(0.2)

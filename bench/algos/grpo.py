@@ -17,7 +17,8 @@ Each rollout is split into `minibatches` (whole groups each, TRL's `steps_per_ge
 one optimiser step each, for μ (`inner_iterations`) passes. From the second optimiser
 step on a rollout the ratio π/π_old moves away from 1 and the clip (ε_low, ε_high) acts;
 with one minibatch and μ = 1 the ratio is always 1, the clip is inert, and `logp_old` is
-the detached current log-prob (no extra forward pass).
+the detached current log-prob (no extra forward pass). The step's `train/*` values are
+means over its optimiser steps (`train/kl` of the later ones after the earlier updates).
 
 Departures from the paper:
   1. The KL term is added per token before aggregation, as in the paper's objective.
@@ -88,7 +89,9 @@ class GRPOConfig:
             raise ConfigError(f"algo.group_size must be >= 2 (the baseline is the group mean), got {self.group_size}")
         if self.inner_iterations < 1:
             raise ConfigError(f"algo.inner_iterations must be >= 1, got {self.inner_iterations}")
-        if self.minibatches < 1 or self.prompts_per_step % self.minibatches:
+        if self.minibatches < 1:
+            raise ConfigError(f"algo.minibatches must be >= 1, got {self.minibatches}")
+        if self.prompts_per_step % self.minibatches:
             raise ConfigError(f"algo.prompts_per_step {self.prompts_per_step} is not divisible by algo.minibatches {self.minibatches}")
 
 
@@ -110,8 +113,8 @@ class GRPO:
             batch = sample(self.policy, ctx.tokenizer, [p for p in prompts for _ in range(G)], self.max_len, cfg.temperature)
             mask = batch.completion_mask  # [B*G, C]
 
-        # 2. Rewards, group advantages, reference log-probs; old log-probs only if a later
-        #    optimiser step on this rollout needs them (the first one reads its own, detached).
+        # 2. Rewards, group advantages, reference log-probs; old log-probs only when the rollout gets
+        #    several optimiser steps (with one, π_old is the detached π of that step: no extra forward).
         with ctx.phases("scoring"):
             rewards = ctx.rewards(batch).float()  # [B*G]
             advantages = group_advantages(rewards, G, cfg.scale.value, cfg.adv_eps)  # [B*G]
