@@ -129,8 +129,9 @@ def test_two_betas_are_two_groups_in_every_table(tmp_path):
     assert pair["p_value"] == pytest.approx(0.00805, abs=5e-5)
     assert pair["winner"] == "dpo algo.beta=0.5"
     fig = task_figure("toy", curves)
-    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2]
-    assert {line.get_label() for line in fig.axes[0].lines} == {"dpo algo.beta=0.05", "dpo algo.beta=0.5"}
+    labels = [set(ax.get_legend_handles_labels()[1]) for ax in fig.axes]
+    assert labels[0] == labels[1] == {"dpo algo.beta=0.05", "dpo algo.beta=0.5", "SFT model"}
+    assert labels[2] == {"dpo algo.beta=0.05", "dpo algo.beta=0.5"}
 
 
 def test_a_key_differing_only_between_algorithms_adds_no_column(tmp_path):
@@ -222,11 +223,18 @@ def test_pairwise_flags_a_planted_difference_and_not_equal_means(tmp_path):
 
 
 def test_figure_has_one_line_per_algorithm_in_each_panel(sweep):
-    fig = task_figure("toy", load_runs([str(sweep)]))
+    """Each panel a line per algorithm; the SFT model (gold 0 at compute 0 in every fixture run) and, where the
+    summaries say it, the task's best possible gold reward as horizontal lines; what the lines average in the title."""
+    curves = load_runs([str(sweep)]).assign(task_best=0.9)
+    fig = task_figure("toy", curves)
     curve, frontier, over = fig.axes
-    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2]
-    assert {line.get_label() for line in curve.lines} == {"ppo", "dpo"}
-    assert curve.get_xlabel() == "compute (FLOPs)" and frontier.get_xlabel().startswith("KL to reference")
+    assert set(curve.get_legend_handles_labels()[1]) == {"ppo", "dpo", "SFT model", "best possible"}
+    assert set(over.get_legend_handles_labels()[1]) == {"ppo", "dpo"}
+    flat = {line.get_label(): line.get_ydata()[0] for line in curve.lines if line.get_label() in ("SFT model", "best possible")}
+    assert flat == {"SFT model": 0.0, "best possible": 0.9}
+    assert curve.get_ylabel() == "gold reward" and frontier.get_xlabel().startswith("KL to reference")
+    assert curve.xaxis.get_major_formatter()(4e12, 0) == "4 TFLOP"
+    assert fig._suptitle.get_text() == "toy · model tiny · budget 400 FLOP per run · 3 runs per line (1 stage seeds)"
 
 
 def test_cli_writes_every_table_and_plot(sweep, tmp_path):
@@ -288,12 +296,17 @@ def test_wandb_runs_become_the_same_frames(monkeypatch):
         def scan_history(self):
             return iter(self._history)
 
+    asked = []
+
     class FakeApi:
-        def runs(self, path):
+        def runs(self, path, filters=None):
             assert path == "me/proj"
+            asked.append(filters)
             return [FakeRun("ppo", 0, 0.1), FakeRun("ppo", 1, 0.3), FakeRun("ppo", 0, 0.9, beta=0.2)]
 
     monkeypatch.setattr(wandb, "Api", FakeApi)
+    load_wandb("me/proj", sweep="2026-11-22_default")
+    assert asked == [{"tags": {"$in": ["sweep:2026-11-22_default"]}}]  # one sweep's runs only, filtered by wandb
     runs, curves = load_wandb("me/proj")
     table = summary_table(runs.summaries).set_index("algo.beta")
     assert list(table.index) == [0.1, 0.2]
@@ -315,3 +328,21 @@ def test_a_copied_run_directory_is_one_run_not_two_seeds(sweep):
     assert dict(runs.skipped)[str(sweep / "0_ppo")].startswith("the same identity")
     table = summary_table(runs.summaries).set_index("algo")
     assert table.loc["ppo", "n"] == 3 and table.loc["ppo", "eval/gold_reward"] == pytest.approx(0.2)
+
+
+def test_tables_go_next_to_the_runs_unless_told_otherwise(sweep, tmp_path, monkeypatch):
+    """Run from the repository root, the tool must not overwrite the committed results/: it writes in the sweep."""
+    monkeypatch.chdir(tmp_path)
+    assert main([str(sweep)]) == 0
+    assert (sweep / "results" / "summary.csv").exists() and not (tmp_path / "results").exists()
+
+
+def test_latex_is_escaped_and_no_cell_reads_nan(sweep, tmp_path):
+    assert main([str(sweep), "--out", str(tmp_path / "r")]) == 0
+    summary_tex = (tmp_path / "r" / "summary.tex").read_text()
+    assert r"eval/gold\_reward" in summary_tex and "eval/gold_reward" not in summary_tex  # an underscore breaks LaTeX
+    paper_tex = (tmp_path / "r" / "paper.tex").read_text()
+    assert r"0.200 $\pm$ 0.248" in paper_tex and "±" not in paper_tex
+    for table in (tmp_path / "r").glob("*.md"):
+        assert "nan" not in table.read_text().lower(), table.name
+    assert "models MiB" in (tmp_path / "r" / "paper.md").read_text()

@@ -1,0 +1,120 @@
+"""The results directory: every table as CSV, Markdown and LaTeX, the plots, and a README that says
+what was read, at which commit, and what the intervals cover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.results.load import Runs
+from bench.results.plots import plot_task
+from bench.results.stats import PAIRED
+from bench.results.tables import _finished, compute_matched_table, memory_table, pairwise_table, paper_table, summary_table
+
+
+def _write_table(df: pd.DataFrame, out: Path, name: str) -> None:
+    """CSV with every digit; Markdown and LaTeX for reading, an empty cell where a value does not exist."""
+    df.to_csv(out / f"{name}.csv", index=False)
+    shown = df.astype(object).where(df.notna(), "")
+    (out / f"{name}.md").write_text(shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+    latex = shown.to_latex(index=False, float_format="%.4g", escape=True)  # escapes headers too (gold\_reward)
+    (out / f"{name}.tex").write_text(latex.replace("±", "$\\pm$"))
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def describe_intervals(summary: pd.DataFrame, pairwise: pd.DataFrame) -> str:
+    """The README's words on what the intervals cover and which pairwise tests ran, read off the two tables."""
+    words = ["Only finished runs enter a mean; intervals are 95 % Student-t."]
+    for what, n in sorted(summary.loc[summary["runs"] > 0, "covers"].value_counts().items()):
+        if what.startswith("stage"):
+            words.append(
+                f"For {_count(n, 'group')} they cover {what}: the runs of one stage seed share its SFT model, "
+                "preference pairs, reward model and prompt splits, so they are averaged first and the interval "
+                "is over the stage-seed means (n = stage seeds)."
+            )
+        else:
+            words.append(
+                f"For {_count(n, 'group')} they cover {what}: the interval is over the runs (n = runs) "
+                "and leaves out the variance of rebuilding the stages."
+            )
+    tests = pairwise["test"].value_counts()
+    n_paired, n_welch = int(tests.get(PAIRED, 0)), int(tests.drop(PAIRED, errors="ignore").sum())
+    if n_paired:
+        words.append(
+            f"Pairwise, {_count(n_paired, 'pair')}: a paired t-test over the stage seeds both groups share "
+            "(the same SFT and reward model per stage seed), n = shared stage seeds."
+        )
+    if n_welch:
+        words.append(
+            f"Pairwise, {_count(n_welch, 'pair')}: Welch's t-test, over stage-seed means for a group spanning "
+            "several stage seeds and over runs for a group with one (column `test`)."
+        )
+    return " ".join(words)
+
+
+def provenance(runs: pd.DataFrame) -> str:
+    """The commits the runs were taken at and the library versions they ran with."""
+    commits = runs["git_commit"].fillna("unknown").value_counts() if "git_commit" in runs else pd.Series(dtype=int)
+    versions = pd.DataFrame(list(runs["versions"])) if "versions" in runs else pd.DataFrame()
+    libs = [f"{lib} {', '.join(sorted(versions[lib].dropna().astype(str).unique()))}" for lib in versions.columns]
+    return (
+        "Taken at commit " + ", ".join(f"`{c}` ({n} runs)" for c, n in commits.items())
+        + (f"; with {'; '.join(libs)}." if libs else ".")
+    )
+
+
+def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str]) -> dict[str, pd.DataFrame]:
+    out.mkdir(parents=True, exist_ok=True)
+    table = runs.summaries
+    tables = {
+        "summary": summary_table(table),
+        "compute_matched": compute_matched_table(table, curves),
+        "memory": memory_table(table),
+        "pairwise": pairwise_table(table),
+    }
+    tables["paper"] = paper_table(tables["summary"])
+    for name, df in tables.items():
+        _write_table(df, out, name)
+    plots = [p for task in sorted(_finished(table)["task"].unique()) for p in plot_task(task, curves, out)]
+    statuses = table["status"].value_counts().to_dict() if not table.empty else {}
+    not_finished = table[table["status"] != "finished"]
+    lines = [
+        "# Results",
+        "",
+        f"Regenerate: `rlhf-bench-results {' '.join(sources)} --out {out}`",
+        "",
+        f"Runs read: {len(table)} ({', '.join(f'{v} {k}' for k, v in sorted(statuses.items()))}); skipped: {len(runs.skipped)}.",
+        "Sweeps: " + ", ".join(f"`{d}` ({n} runs)" for d, n in sorted(table["run_dir"].map(lambda p: str(Path(p).parent)).value_counts().items())) + ".",
+        provenance(table),
+        "A row is a group: runs that differ only in `seed` and `stage_seed`.",
+        describe_intervals(tables["summary"], tables["pairwise"]),
+        "",
+        "## Summary (final metrics at the budget, mean ± 95 % interval)",
+        "",
+        tables["paper"].to_markdown(index=False),
+        "",
+        "Every figure, unrounded, with the diverged and failed counts: `summary.csv`.",
+        "",
+        "## Gold reward at equal compute",
+        "",
+        tables["compute_matched"].to_markdown(index=False, floatfmt=".4g"),
+        "",
+        "## Pairwise (final gold reward)",
+        "",
+        tables["pairwise"].to_markdown(index=False, floatfmt=".4g"),
+        "",
+        "## Plots",
+        "",
+        *[f"![{p.stem}]({p.name})" for p in plots if p.suffix == ".png"],
+    ]
+    if len(not_finished):
+        lines += ["", "## Runs left out of the means", ""]
+        lines += [f"- `{r.run_dir}`: {r.status}" for r in not_finished.itertuples()]
+    if runs.skipped:
+        lines += ["", "## Directories skipped", ""] + [f"- `{d}`: {why}" for d, why in runs.skipped]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    return tables

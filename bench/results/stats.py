@@ -1,0 +1,96 @@
+"""Statistics: 95 % intervals at the level runs are independent, paired and Welch tests, interpolation.
+
+The runs of one stage seed share its SFT model, preference pairs, reward model and prompt
+splits: for a group spanning ≥ 2 stage seeds the runs of each are averaged first and the
+interval is over the stage-seed means (n = stage seeds); a group with one stage seed gets
+the interval over its runs (trainer seeds only).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ALPHA = 0.05
+
+PAIRED = "paired t (shared stage seeds)"
+
+
+def mean_ci(values: pd.Series) -> tuple[float, float, int]:
+    """Mean, half-width of the 95 % Student-t interval, and n (NaN half-width for n < 2)."""
+    v = values.dropna().astype(float)
+    n = len(v)
+    if n == 0:
+        return math.nan, math.nan, 0
+    if n == 1:
+        return float(v.iloc[0]), math.nan, 1
+    return float(v.mean()), float(stats.t.ppf(1 - ALPHA / 2, n - 1) * v.std(ddof=1) / math.sqrt(n)), n
+
+
+def stage_means(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """`metric` averaged over the runs of each stage seed (indexed by stage seed), runs without a value left out."""
+    measured = pd.DataFrame({"stage_seed": runs["stage_seed"], "value": runs[metric].astype(float)}).dropna(subset=["value"])
+    return measured.groupby("stage_seed")["value"].mean()
+
+
+def units(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """One group's independent values of `metric`: its stage-seed means where it spans ≥ 2 stage seeds, else its runs'.
+
+    Runs of one stage seed share the SFT model, preference pairs, reward model and prompt
+    splits built from it; counting them as independent would understate the variance."""
+    means = stage_means(runs, metric)
+    return means if len(means) >= 2 else runs[metric].astype(float).dropna()
+
+
+def group_interval(runs: pd.DataFrame, metric: str) -> tuple[float, float, int]:
+    """Mean, 95 % half-width and n of `metric` over one group's runs (the rule of `units`)."""
+    return mean_ci(units(runs, metric))
+
+
+def coverage(stage_seeds: pd.Series) -> tuple[int, str]:
+    """n and what a group's interval covers, given the stage seeds of the runs that enter it (the rule of `units`).
+
+    3 stage seeds of 2 runs each: (3, "stage × trainer seeds (3 × 2)"); one: (runs, "trainer seeds only (1 stage seed)")."""
+    per_stage = stage_seeds.value_counts()
+    if len(per_stage) >= 2:
+        low, high = per_stage.min(), per_stage.max()
+        return len(per_stage), f"stage × trainer seeds ({len(per_stage)} × {low if low == high else f'{low}–{high}'})"
+    return len(stage_seeds), ("trainer seeds only (1 stage seed)" if len(stage_seeds) else "")
+
+
+def welch(a: pd.Series, b: pd.Series) -> dict:
+    """Welch's t-test of mean(a) - mean(b), with the difference's 95 % interval (scipy's, Welch-Satterthwaite df)."""
+    a, b = a.dropna().astype(float), b.dropna().astype(float)
+    diff = a.mean() - b.mean()
+    n = f"{len(a)}, {len(b)}"
+    if len(a) < 2 or len(b) < 2:
+        return {"n": n, "diff": diff, "ci95": math.nan, "p_value": math.nan}
+    if a.var(ddof=1) + b.var(ddof=1) == 0:  # no spread at all: scipy's t is undefined
+        return {"n": n, "diff": diff, "ci95": 0.0, "p_value": 0.0 if diff != 0 else 1.0}
+    test = stats.ttest_ind(a, b, equal_var=False)
+    high = test.confidence_interval(1 - ALPHA).high
+    return {"n": n, "diff": diff, "ci95": float(high - diff), "p_value": float(test.pvalue)}
+
+
+def paired(a: pd.Series, b: pd.Series) -> dict:
+    """Paired t-test of a - b over their common index (stage seeds), with the mean difference's 95 % interval."""
+    shared = a.index.intersection(b.index)
+    d = a[shared] - b[shared]
+    k = len(d)
+    half = stats.t.ppf(1 - ALPHA / 2, k - 1) * d.std(ddof=1) / math.sqrt(k)
+    if half == 0:  # every stage seed gives the same difference: ttest_rel would divide by zero
+        p = 0.0 if d.mean() != 0 else 1.0
+    else:
+        p = float(stats.ttest_rel(a[shared], b[shared]).pvalue)
+    return {"n": f"{k}", "diff": float(d.mean()), "ci95": float(half), "p_value": p}
+
+
+def interpolate_at(curve: pd.DataFrame, x: str, y: str, at: float) -> float:
+    """y at x = `at` by linear interpolation on the logged points; NaN outside them (never extrapolated)."""
+    points = curve[[x, y]].dropna().sort_values(x)
+    if points.empty or at < points[x].iloc[0] or at > points[x].iloc[-1]:
+        return math.nan
+    return float(np.interp(at, points[x].to_numpy(float), points[y].to_numpy(float)))

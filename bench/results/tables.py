@@ -1,0 +1,145 @@
+"""Tables, one row per group: summary (and its paper form), compute-matched, memory, pairwise."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pandas as pd
+
+from bench.results.groups import distinguishing_keys, groups, label
+from bench.results.stats import ALPHA, PAIRED, coverage, group_interval, interpolate_at, paired, stage_means, units, welch
+
+FINAL_METRICS = [
+    "eval/gold_reward", "eval/proxy_reward", "eval/kl_to_ref", "eval/win_rate_vs_sft",
+    "eval/length", "eval/accuracy", "compute/flops", "compute/seconds",
+]  # fmt: skip
+
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+
+def _finished(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"] == "finished"]
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per group: mean and 95 % interval of each final metric over finished runs, n and what it covers; counts of the rest."""
+    keys = distinguishing_keys(runs)
+    peak_cols = [c for c in runs.columns if c.startswith("memory/peak_bytes/")]
+    model_cols = [c for c in runs.columns if c.startswith("memory/") and c.endswith(("param_bytes", "grad_bytes", "optimizer_bytes"))]
+    rows = []
+    for header, of_group in groups(runs, keys):
+        done = _finished(of_group)
+        n, covered = coverage(done["stage_seed"])
+        row = header | {
+            "n": n, "covers": covered, "runs": len(done),
+            "diverged": int((of_group["status"] == "diverged").sum()), "failed": int((of_group["status"] == "failed").sum()),
+        }  # fmt: skip
+        if peak_cols:
+            done = done.assign(**{"memory/peak_bytes": done[peak_cols].max(axis=1)})
+        if model_cols:
+            done = done.assign(**{"memory/models_bytes": done[model_cols].fillna(0).sum(axis=1)})
+        for metric in [m for m in FINAL_METRICS + ["wall_s", "memory/peak_bytes", "memory/models_bytes"] if m in done.columns]:
+            row[metric], row[f"{metric} ±"], _ = group_interval(done, metric)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=_columns(rows, keys))
+
+
+MIB = 2**20
+PAPER_COLUMNS = {  # metric -> (header, decimals, scale)
+    "eval/gold_reward": ("gold reward", 3, 1), "eval/accuracy": ("accuracy", 3, 1), "eval/proxy_reward": ("proxy reward", 2, 1),
+    "eval/kl_to_ref": ("KL to ref", 1, 1), "eval/win_rate_vs_sft": ("win rate vs SFT", 2, 1), "compute/seconds": ("train s", 0, 1),
+    "memory/models_bytes": ("models MiB", 1, MIB), "memory/peak_bytes": ("peak MiB", 0, MIB),
+}  # fmt: skip
+
+
+def _cell(mean: float, ci: float, decimals: int, scale: float = 1) -> str:
+    if math.isnan(mean):
+        return ""
+    mean, ci = mean / scale, ci / scale
+    return f"{mean:.{decimals}f}" if math.isnan(ci) else f"{mean:.{decimals}f} ± {ci:.{decimals}f}"
+
+
+def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as a paper shows it: one `mean ± 95 % CI` cell per metric, n and what the interval covers."""
+    head = [c for c in summary.columns if c not in ("n", "covers") and not c.startswith(("eval/", "compute/", "memory/", "wall_s"))]
+    head = [c for c in head if c not in ("runs", "diverged", "failed")]
+    table = summary[head + ["n", "covers"]].copy()
+    for metric, (name, decimals, scale) in PAPER_COLUMNS.items():
+        if metric in summary and summary[metric].notna().any():
+            table[name] = [_cell(m, c, decimals, scale) for m, c in zip(summary[metric], summary[f"{metric} ±"])]
+    return table
+
+
+def _columns(rows: list[dict], keys: list[str]) -> list[str]:
+    """task, algo, the distinguishing keys (NaN where a group lacks one), then the rest in first-seen order."""
+    head = ["task", "algo", *keys]
+    return head + [c for c in dict.fromkeys(c for row in rows for c in row) if c not in head]
+
+
+def compute_matched_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per group and fraction of the budget: eval/gold_reward (and eval/accuracy) read off each run's curve, then its interval."""
+    keys = distinguishing_keys(runs)
+    evals = curves.dropna(subset=["eval/gold_reward"]) if "eval/gold_reward" in curves else curves.iloc[0:0]
+    metrics = [m for m in ("eval/gold_reward", "eval/accuracy") if m in evals and evals[m].notna().any()]
+    out = []
+    for header, of_group in groups(_finished(runs), keys):
+        per_run = []
+        for run in of_group.itertuples(index=False):
+            curve = evals[evals["run_dir"] == run.run_dir]
+            budget = _budget_flops(run, curve)
+            for frac in FRACTIONS:
+                values = {m: interpolate_at(curve, "compute/flops", m, frac * budget) for m in metrics}
+                per_run.append({"stage_seed": run.stage_seed, "fraction": frac} | values)
+        for frac, at in pd.DataFrame(per_run).groupby("fraction", sort=True):
+            # a run that stopped short of this fraction has no value and leaves the interval
+            measured = at.dropna(subset=["eval/gold_reward"]) if "eval/gold_reward" in at else at.iloc[0:0]
+            row = header | {"budget_fraction": frac, "covers": coverage(measured["stage_seed"])[1]}
+            for metric in metrics:
+                row[metric], row[f"{metric} ±"], row[f"{metric} n"] = group_interval(at, metric)
+            out.append(row)
+    return pd.DataFrame(out, columns=_columns(out, keys))
+
+
+def _budget_flops(run, curve: pd.DataFrame) -> float:
+    budget = getattr(run, "budget", None)
+    if isinstance(budget, dict) and budget.get("unit") == "flops":
+        return float(budget["amount"])
+    return float(curve["compute/flops"].max())  # seconds/steps budgets: the FLOPs the run actually spent
+
+
+def memory_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean bytes per group over finished runs: peaks per phase, and each model's parameters, gradients, optimiser state."""
+    keys = distinguishing_keys(runs)
+    cols = sorted(c for c in runs.columns if c.startswith("memory/"))
+    rows = [header | of_group[cols].astype(float).mean().to_dict() for header, of_group in groups(_finished(runs), keys)]
+    table = pd.DataFrame(rows, columns=["task", "algo", *keys, *cols])
+    per_model = [c for c in cols if c.endswith(("param_bytes", "grad_bytes", "optimizer_bytes"))]
+    table["memory/models_total_bytes"] = table[per_model].fillna(0).sum(axis=1)
+    return table
+
+
+def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.DataFrame:
+    """Each pair of groups per task: difference in final `metric`, its 95 % CI, the test's p, and a winner if p < 0.05.
+
+    Where both groups span ≥ 2 stage seeds and share ≥ 2, the test is paired over the shared
+    stage seeds' means: per stage seed both groups start from the same SFT model and reward
+    model, so the pairing removes that shared variance. Otherwise Welch's t compares each
+    group's independent values (`units`). `n` is what the test used."""
+    keys = distinguishing_keys(runs)
+    rows = []
+    for task, of_task in _finished(runs).groupby("task", sort=True):
+        for (ha, a), (hb, b) in itertools.combinations(groups(of_task, keys), 2):
+            ma, mb = stage_means(a, metric), stage_means(b, metric)
+            if len(ma) >= 2 and len(mb) >= 2 and len(ma.index.intersection(mb.index)) >= 2:
+                name, test = PAIRED, paired(ma, mb)
+            else:
+                unit_a, unit_b = ("stage-seed means" if len(m) >= 2 else "runs" for m in (ma, mb))
+                name = f"Welch t ({unit_a})" if unit_a == unit_b else f"Welch t ({unit_a} vs {unit_b})"
+                test = welch(units(a, metric), units(b, metric))
+            la, lb = label(ha), label(hb)
+            significant = test["p_value"] < ALPHA
+            verdict = (la if test["diff"] > 0 else lb) if significant else f"no significant difference at n = {test['n']}"
+            rows.append({"task": task, "a": la, "b": lb, "metric": metric, "test": name, **test, "winner": verdict})
+    return pd.DataFrame(rows, columns=["task", "a", "b", "metric", "test", "n", "diff", "ci95", "p_value", "winner"])
