@@ -33,9 +33,9 @@ def _run_identity(*, _root_: DictConfig) -> str:
 
 OmegaConf.register_new_resolver("run_identity", _run_identity, replace=True)
 
-# An absolute path: the app runs from an editable install (`pip install -e .`), and Hydra
-# would read a relative one as a Python module when launched through the console script.
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# bench/conf: in a checkout a link to the top-level conf/, in a wheel the configs themselves.
+# An absolute path: Hydra would read a relative one as a Python module under the console script.
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
@@ -49,7 +49,7 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     sweep = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode.name == "MULTIRUN" else Path(hydra_cfg.run.dir)
     try:
-        summary = run(config, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True), group=f"{sweep.parent.name}_{sweep.name}")
+        summary = run(config, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True), sweep=f"{sweep.parent.name}_{sweep.name}")
     except ConfigError as e:  # a directory holding another configuration's finished run
         print(f"rlhf-bench: error: {e}", file=sys.stderr)
         sys.exit(2)

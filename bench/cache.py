@@ -96,7 +96,10 @@ class StageCache:
             tmp = entry.with_name(f".{key}.tmp-{uuid.uuid4().hex}")
             tmp.mkdir()
             try:
+                started = time.perf_counter()
                 info = build(tmp)
+                # a line a sweep's log keeps (the progress bar is drawn only on a terminal)
+                log.info("built %s %s in %.0f s", stage, key, time.perf_counter() - started)
                 manifest = {
                     "stage": stage,
                     "key": key,

@@ -38,6 +38,12 @@ class Precision(str, enum.Enum):
     bf16 = "bf16"
 
 
+class Device(str, enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
 class WandbMode(str, enum.Enum):
     offline = "offline"
     online = "online"
@@ -142,17 +148,36 @@ class EvalConfig:
     temperature: float = 1.0
     """Sampling temperature; 1.0 so that eval/kl_to_ref is the KL of the policy itself."""
     batch_size: int = 128
+    """Held-out prompts sampled per batch."""
+    log_samples: int = 16
+    """Samples of each evaluation written to samples.jsonl and the wandb table (the first prompts')."""
     seed: int = 1234
     """Fixed sampling seed: every trainer is scored on the same random stream (the SFT baseline's
     samples, compared against by the win rate, come from an independent stream of its own)."""
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+        if not self.temperature > 0:
+            raise ConfigError(f"eval.temperature must be > 0, got {self.temperature}")
+
 
 @dataclass
 class LoggerConfig:
-    wandb_mode: WandbMode = WandbMode.offline
-    project: str = "rlhf-bench"
+    """Where the run is logged. A key left unset defers to wandb's own environment variable
+    (`WANDB_MODE`, `WANDB_PROJECT`, `WANDB_ENTITY`), then to the default after it."""
+
+    wandb_mode: WandbMode | None = None
+    """offline | online | disabled; unset: $WANDB_MODE, else offline."""
+    project: str | None = None
+    """wandb project; unset: $WANDB_PROJECT, else rlhf-bench."""
+    entity: str | None = None
+    """wandb entity (user or team); unset: $WANDB_ENTITY, else wandb's default entity."""
     group: str | None = None
-    """wandb group; defaults to the sweep directory's name so a multirun is one group."""
+    """wandb group; unset: `<task>_<algo>_<group>`, the run's identity minus its seeds (bench/rundir.py),
+    so a dashboard draws one line per configuration, averaged over seeds."""
+    print_every_eval: bool = True
+    """Print one line at each evaluation (budget %, gold, proxy, KL, elapsed, ETA) and the headline at the end."""
 
 
 @dataclass
@@ -176,7 +201,7 @@ class Config:
     """The seed of the cached stages and prompt splits. Kept apart from `seed` so that every
     seed and algorithm starts from the same SFT model and reward model (the spread over
     seeds is the trainers' own); sweep it to include the SFT and reward-model variance."""
-    device: str = "auto"
+    device: Device = Device.auto
     """`auto` (CUDA when present), `cpu` or `cuda`."""
     precision: Precision = Precision.auto
     """`auto` (bf16 autocast on CUDA, float32 on the CPU), `fp32`, or `bf16` (autocast, also on the
@@ -189,6 +214,10 @@ class Config:
     """A killed run (a checkpoint, no summary) started again with the same config continues
     from its checkpoint; false starts it over. A finished run is reused when its identity
     (bench/rundir.py) is the same, and its directory refused to any other."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.checkpoint_every <= 1:
+            raise ConfigError(f"checkpoint_every must be in (0, 1] (a fraction of the budget), got {self.checkpoint_every}")
 
 
 def register(group: str, name: str, node: type) -> None:

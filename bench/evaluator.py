@@ -8,6 +8,10 @@
     eval/length           mean completion tokens, EOS included
     eval/accuracy         share exactly right (tasks with a checker)
 
+`samples` holds the first `eval.log_samples` samples of the latest evaluation (prompt,
+completion, gold and proxy reward, log-ratio to the reference), for the run's
+samples.jsonl and wandb table: the place to watch reward hacking happen.
+
 Sampling runs inside `torch.random.fork_rng` with fixed seeds, so the training stream is
 left untouched and every trainer and seed is scored on the same random stream. The policy
 and the SFT baseline draw from two independent streams (`seed`, `seed + 1`): on one
@@ -30,6 +34,7 @@ class Evaluator:
         self.cfg, self.task, self.tokenizer, self.prompts = cfg, task, tokenizer, prompts
         self.reference, self.reward_model = reference, reward_model
         batches, self.sft_gold = self._samples(reference, self.cfg.seed + 1)
+        self.samples: list[dict] = []
         # the SFT model's metrics at compute 0, scored on the samples the win rate compares against
         self.baseline = self._score(reference, batches, self.sft_gold)
 
@@ -63,6 +68,12 @@ class Evaluator:
             length.append(b.completion_mask.sum(-1).cpu())
             if self.task.has_checker:
                 correct += [self.task.correct(p, c) for p, c in zip(b.prompts, b.completions)]
+        prompts = [p for b in batches for p in b.prompts]
+        completions = [c for b in batches for c in b.completions]
+        self.samples = [
+            {"prompt": p, "completion": c, "gold_reward": g, "proxy_reward": r, "log_ratio": k}
+            for p, c, g, r, k in zip(prompts, completions, gold.tolist(), torch.cat(proxy).tolist(), torch.cat(kl).tolist())
+        ][: self.cfg.log_samples]
         wins = (gold > self.sft_gold).float() + 0.5 * (gold == self.sft_gold).float()
         metrics = {
             "eval/gold_reward": gold.mean().item(),

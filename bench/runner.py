@@ -31,9 +31,9 @@ import torch
 from bench import rundir
 from bench.algos import ALGOS, Context, Trainer, build_trainer, resolve_reward_source
 from bench.cache import StageCache
-from bench.config import Config, ConfigError, Precision
+from bench.config import Config, ConfigError, Device, Precision
 from bench.evaluator import Evaluator
-from bench.logger import RunLogger
+from bench.logger import Progress, RunLogger
 from bench.meter import BUDGET_AXIS, Meter
 from bench.models import ScalarHeadModel, build_tokenizer, describe, load_policy
 from bench.phases import Phases
@@ -53,12 +53,12 @@ class RunDirTaken(ConfigError):
     """The run directory holds a finished run of another configuration."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
+def pick_device(choice: Device) -> torch.device:
+    if choice == Device.auto:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if choice == Device.cuda and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is visible; use device=cpu or device=auto")
-    return torch.device(name)
+    return torch.device(Device(choice).value)
 
 
 def autocast(device: torch.device, precision: Precision):
@@ -121,6 +121,7 @@ class Built:
     phases: Phases
     evaluator: Evaluator
     logger: RunLogger
+    progress: Progress
     trainer: Trainer
     baseline: dict[str, float]
     """The SFT model's evaluation with the meter at 0: the first point of every curve."""
@@ -159,8 +160,9 @@ class LoopState:
 
 
 # ---------------------------------------------------------------------------- the run
-def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = None) -> dict:
-    """One run (one algorithm × one task × one seed). Returns the summary it wrote (or found)."""
+def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = None) -> dict:
+    """One run (one algorithm × one task × one seed). Returns the summary it wrote (or found).
+    `sweep` names the sweep the run belongs to (a wandb tag)."""
     resolved = json.loads(json.dumps(resolved_config, default=str))  # plain JSON types
     identity = rundir.identity(resolved)
     execution = {"result_version": rundir.RESULT_VERSION, "device": pick_device(cfg.device).type}
@@ -179,11 +181,12 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
     started, built = time.time(), None
     try:
         checkpoint = resume(run_dir) if cfg.resume else None
-        built = build(cfg, run_dir, resolved, group, summary, rows_kept=checkpoint["runner"]["rows"] if checkpoint else 0)
+        built = build(cfg, run_dir, resolved, sweep, summary, checkpoint)
         state = LoopState(cfg.budget.eval_every, cfg.checkpoint_every)
         if checkpoint is None:
             state.evals.append(built.baseline)
             built.logger.log(built.baseline)
+            built.logger.log_samples(built.evaluator.samples, built.baseline)
         else:
             state = restore(built, checkpoint, summary)
         train(built, state, run_dir)
@@ -200,9 +203,19 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, group: str | None = N
         summary["wall_s"] = time.time() - started
         rundir.write_json(run_dir / rundir.SUMMARY, summary)
         if built is not None:
-            built.logger.summary(summary.get("final", {}) | {"status": summary["status"]})
+            built.logger.summary(wandb_summary(summary))
             built.logger.close(exit_code=0 if summary["status"] == "finished" else 1)
+            built.progress.finished(summary)
     return summary
+
+
+def wandb_summary(summary: dict) -> dict:
+    """What a wandb run's summary shows: the final metrics at the budget, the best evaluation, the SFT
+    baseline, memory and speed, and how the run ended."""
+    best = {f"best/{k}": v for k, v in summary.get("best", {}).items()}
+    sft = {f"sft/{k}": v for k, v in summary.get("sft", {}).items()}
+    perf = {f"perf/{k}": v for k, v in summary.get("perf", {}).items()}
+    return summary.get("final", {}) | best | sft | summary.get("memory", {}) | perf | {"status": summary["status"]}
 
 
 def reusable_run(run_dir: Path, identity: str, execution: dict) -> dict | None:
@@ -231,13 +244,14 @@ def reusable_run(run_dir: Path, identity: str, execution: dict) -> dict | None:
     return previous
 
 
-def build(cfg: Config, run_dir: Path, resolved: dict, group: str | None, summary: dict, rows_kept: int) -> Built:
+def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary: dict, checkpoint: dict | None) -> Built:
     """Task, prompts, cached stages, frozen models, meter, evaluator (and the SFT baseline), logger, trainer."""
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     task = build_task(cfg.task)
     tokenizer = build_tokenizer(cfg.model, task.vocabulary)
     train_prompts, eval_prompts = prompt_splits(task, cfg.stage_seed)
+    summary["task_best"] = task.best_gold_reward
     stages = prepare_stages(cfg, task, tokenizer, train_prompts, device)
     summary["stages"] = {
         name: {"hash": m["key"], **{k: v for k, v in m["info"].items() if isinstance(v, (int, float, str))}}
@@ -248,14 +262,19 @@ def build(cfg: Config, run_dir: Path, resolved: dict, group: str | None, summary
     meter, phases = Meter(cfg.budget), Phases(device)
     reference = meter.watch(frozen(load_policy(stages.sft).to(device)), "reference")
     reward_model = meter.watch(frozen(ScalarHeadModel.from_pretrained(stages.reward_model).to(device)), "reward_model")
+    # wandb: one group per configuration (what a chart should average over seeds), the sweep as a tag
+    tags = [cfg.task.name, Path(describe(cfg.model)).name[:64]] + ([f"sweep:{sweep}"[:64]] if sweep else [])  # wandb caps tags at 64
     logger = RunLogger(
-        cfg.logger, run_dir, name=run_dir.name, group=cfg.logger.group or group, job_type=cfg.algo.name,
-        tags=[cfg.task.name, Path(describe(cfg.model)).name[:64]], config=resolved, keep_rows=rows_kept,  # wandb caps tags at 64
+        cfg.logger, run_dir, name=run_dir.name, group=cfg.logger.group or f"{cfg.task.name}_{cfg.algo.name}_{summary['group']}",
+        job_type=cfg.algo.name, tags=tags, config=resolved, keep=checkpoint["runner"]["logged"] if checkpoint else None,
+        run_id=checkpoint["runner"]["wandb_id"] if checkpoint else None,
     )  # fmt: skip
+    progress = Progress(f"{cfg.algo.name} {cfg.task.name} ss{cfg.stage_seed} s{cfg.seed}")
     with meter.paused(), autocast(device, cfg.precision):
         evaluator = Evaluator(cfg.eval, task, tokenizer, eval_prompts, reference, reward_model)
     summary["sft"] = evaluator.baseline
     baseline = evaluator.baseline | meter.metrics()
+    progress.evaluation(baseline)
 
     torch.manual_seed(cfg.seed)
     reward_source = resolve_reward_source(cfg.reward, task)
@@ -264,7 +283,7 @@ def build(cfg: Config, run_dir: Path, resolved: dict, group: str | None, summary
     meter.start()
     with autocast(device, cfg.precision):  # what a trainer computes once (DPO's reference log-probs) in its steps' precision
         trainer = build_trainer(cfg.algo, ctx)
-    return Built(cfg, device, meter, phases, evaluator, logger, trainer, baseline)
+    return Built(cfg, device, meter, phases, evaluator, logger, progress, trainer, baseline)
 
 
 def resume(run_dir: Path) -> dict | None:
@@ -328,10 +347,12 @@ def raise_if_not_finite(row: dict[str, float], step: int) -> None:
 
 
 def evaluate(b: Built) -> dict[str, float]:
-    """The evaluator on the current policy, outside the budget; the row is logged and returned."""
+    """The evaluator on the current policy, outside the budget; the row (and a table of samples) is logged and returned."""
     with b.meter.paused(), b.precision():
         row = b.evaluator.evaluate(b.trainer.policy) | b.meter.metrics()
     b.logger.log(row)
+    b.logger.log_samples(b.evaluator.samples, row)
+    b.progress.evaluation(row)
     return row
 
 
@@ -340,7 +361,7 @@ def save_checkpoint(b: Built, state: LoopState, run_dir: Path) -> None:
         "trainer": b.trainer.state_dict(),
         "meter": b.meter.state_dict(),
         "phases": b.phases.state_dict(),
-        "runner": {"loop": state.__dict__ | {"evals": list(state.evals)}, "rows": b.logger.rows},
+        "runner": {"loop": state.__dict__ | {"evals": list(state.evals)}, "logged": b.logger.logged(), "wandb_id": b.logger.run_id},
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
     }
     with b.meter.paused():
@@ -365,6 +386,16 @@ def at_budget(evals: list[dict], axis: str, amount: float) -> dict[str, float]:
     return row | {axis: amount, "compute/budget_fraction": 1.0}
 
 
+def best_evaluation(evals: list[dict]) -> dict[str, float]:
+    """The best gold reward (and accuracy) any evaluation reached, and the FLOPs it was reached at."""
+    out = {}
+    for metric in ("eval/gold_reward", "eval/accuracy"):
+        if metric in evals[-1]:
+            best = max(evals, key=lambda e: e[metric])
+            out |= {metric: best[metric], f"{metric}@compute/flops": best["compute/flops"]}
+    return out
+
+
 def summarise(b: Built, state: LoopState) -> dict:
     axis = BUDGET_AXIS[b.cfg.budget.unit]
     last = state.evals[-1]
@@ -373,6 +404,7 @@ def summarise(b: Built, state: LoopState) -> dict:
         "final": at_budget(state.evals, axis, b.cfg.budget.amount),
         "last_eval": last,
         "overshoot": last[axis] / b.cfg.budget.amount - 1,
+        "best": best_evaluation(state.evals),
         "memory": b.trainer.memory() | {f"memory/peak_bytes/{k}": float(v) for k, v in b.phases.peak.items()},
         "perf": {
             "flops_per_s": b.meter.flops / max(b.meter.seconds, 1e-9),

@@ -44,6 +44,6 @@ def run_tiny(tmp_path, shared_cache):
     def _run(*overrides: str, name: str = "run", cache_dir: Path | None = None) -> tuple[dict, Path]:
         cfg, resolved = tiny_config(cache_dir or shared_cache, *overrides)
         run_dir = tmp_path / name
-        return run(cfg, run_dir, resolved, group="tests"), run_dir
+        return run(cfg, run_dir, resolved, sweep="tests"), run_dir
 
     return _run
