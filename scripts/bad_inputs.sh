@@ -19,6 +19,9 @@ cases=(
   "model=hub model.name=/nonexistent/model"
   "cache_dir=/proc/rlhf-bench-cache"
   "device=cuda"
+  "device=gpu"
+  "checkpoint_every=0"
+  "eval.batch_size=0"
   "task=arithmetic task.digits=1"
 )
 for c in "${cases[@]}"; do

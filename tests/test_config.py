@@ -69,6 +69,8 @@ def test_appended_unknown_key_is_rejected():
         ("budget.eval_every=1.5", r"budget.eval_every must be in \(0, 1\], got 1.5"),
         ("prefs.label_noise=0.7", r"prefs.label_noise must be in \[0, 0.5\]"),
         ("model=hub", "model=hub needs model.name"),
+        ("checkpoint_every=0", r"checkpoint_every must be in \(0, 1\]"),
+        ("eval.batch_size=0", "eval.batch_size must be >= 1, got 0"),
     ],
 )
 def test_invalid_values_fail_before_any_work(override, message):
@@ -90,3 +92,23 @@ def test_cli_shows_resolved_config_and_rejects_bad_input(tmp_path):
     zero = _cli("budget.amount=0", f"hydra.sweep.dir={tmp_path}")
     assert zero.returncode == 2 and "rlhf-bench: error: budget.amount must be > 0" in zero.stderr
     assert not list(tmp_path.rglob("summary.json"))  # rejected before any work
+
+
+def test_an_unknown_device_is_refused_with_the_choices():
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_config("device=gpu")
+    assert "Invalid value 'gpu', expected one of [auto, cpu, cuda]" in str(e.value.__cause__)
+
+
+def test_help_is_the_apps_own_and_lists_every_option_and_key():
+    from dataclasses import fields
+
+    from bench.config import Config
+
+    shown = _cli("--help")
+    assert shown.returncode == 0 and "schema" not in shown.stdout
+    for group in ("algo", "task", "model", "budget"):
+        line = next(line for line in shown.stdout.splitlines() if line.strip().startswith(group))
+        assert all(p.stem in line for p in (CONF / group).glob("*.yaml")), line
+    keys = {f.name for f in fields(Config)} - {"algo", "task", "model", "budget"}
+    assert all(f"{k}=" in shown.stdout or f"{k}.*" in shown.stdout for k in keys), keys
