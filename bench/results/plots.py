@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import EngFormatter  # noqa: E402
+from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
 from bench.results.groups import distinguishing_keys, groups, label  # noqa: E402
 from bench.results.stats import group_interval, interpolate_at  # noqa: E402
@@ -69,6 +69,7 @@ def task_figure(task: str, curves: pd.DataFrame) -> plt.Figure:
         if len(best) == 1:
             ax.axhline(best[0], color="black", linestyle=":", linewidth=1, label="best possible")
     ax_curve.xaxis.set_major_formatter(EngFormatter(unit="FLOP"))
+    ax_curve.xaxis.set_major_locator(MaxNLocator(4))  # labels like "500 GFLOP" need the room
     ax_curve.set(xlabel="compute", ylabel=name, title=f"{name} vs compute (mean, 95 % CI)")
     ax_frontier.set(xlabel="KL to reference (nats per sequence)", ylabel=name, title="reward-KL frontier (95 % CI)")
     ax_over.set(xlabel="gold reward", ylabel="proxy reward (reward model)", title="proxy vs gold reward")
