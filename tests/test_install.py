@@ -16,7 +16,7 @@ def test_a_wheel_installed_in_a_fresh_environment_runs_a_tiny_run(tmp_path):
     environment sees the installed libraries (torch and the rest, system site-packages) but its own
     site-packages, holding only the wheel, come first; the run starts outside the checkout."""
     wheels = tmp_path / "wheels"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(ROOT), "-w", str(wheels)],
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(wheels)],
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheels.glob("rlhf_bench-*.whl")
