@@ -176,8 +176,6 @@ class LoggerConfig:
     group: str | None = None
     """wandb group; unset: `<task>_<algo>_<group>`, the run's identity minus its seeds (bench/rundir.py),
     so a dashboard draws one line per configuration, averaged over seeds."""
-    print_every_eval: bool = True
-    """Print one line at each evaluation (budget %, gold, proxy, KL, elapsed, ETA) and the headline at the end."""
 
 
 @dataclass

@@ -8,7 +8,7 @@
 
 A run's **identity** is a hash of its result-changing config: the resolved config minus
 the keys that cannot change a number (`NON_RESULT_KEYS`: logging, paths, resuming,
-checkpoint cadence), as Dora does. Its **group** is the identity minus the seeds
+checkpoint cadence, how many samples are logged), as Dora does. Its **group** is the identity minus the seeds
 (`SEED_KEYS`): runs of one group differ only in their random draws, so the results tool
 averages them, and only them.
 
@@ -45,13 +45,18 @@ from typing import Any, Callable
 SUMMARY_SCHEMA = 2
 RESULT_VERSION = 1  # bump with every code change that changes a number a run reports
 CONFIG, METRICS, SUMMARY, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"
-NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "checkpoint_every")
+NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "checkpoint_every", "eval.log_samples")
 SEED_KEYS = ("seed", "stage_seed")
 
 
-def result_config(resolved: dict) -> dict:
-    """The resolved config minus the keys that cannot change a number."""
-    return {k: v for k, v in resolved.items() if k not in NON_RESULT_KEYS}
+def result_config(resolved: dict, prefix: str = "") -> dict:
+    """The resolved config minus the keys that cannot change a number (dotted paths for nested ones)."""
+    out = {}
+    for key, value in resolved.items():
+        if f"{prefix}{key}" in NON_RESULT_KEYS:
+            continue
+        out[key] = result_config(value, f"{prefix}{key}.") if isinstance(value, dict) else value
+    return out
 
 
 def _digest(config: dict) -> str:

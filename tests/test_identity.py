@@ -13,7 +13,8 @@ from tests.conftest import TINY, tiny_config
 
 def test_identity_ignores_logging_and_paths_but_not_a_hyper_parameter(tmp_path):
     _, base = tiny_config(tmp_path / "a", "algo=dpo")
-    _, moved = tiny_config(tmp_path / "b", "algo=dpo", "logger.wandb_mode=offline", "logger.project=x", "checkpoint_every=0.5", "resume=false")
+    _, moved = tiny_config(tmp_path / "b", "algo=dpo", "logger.wandb_mode=offline", "logger.project=x", "checkpoint_every=0.5", "resume=false",
+                           "eval.log_samples=3")  # fmt: skip
     _, beta = tiny_config(tmp_path / "a", "algo=dpo", "algo.beta=0.5")
     _, seed = tiny_config(tmp_path / "a", "algo=dpo", "seed=1")
     assert rundir.identity(base) == rundir.identity(moved)
@@ -21,6 +22,8 @@ def test_identity_ignores_logging_and_paths_but_not_a_hyper_parameter(tmp_path):
     assert rundir.identity(base) != rundir.identity(seed) and rundir.group(base) == rundir.group(seed)
     assert rundir.group(base) != rundir.group(beta)
     assert rundir.settings(beta)["algo.beta"] == 0.5 and "seed" not in rundir.settings(beta)
+    _, other_eval = tiny_config(tmp_path / "a", "algo=dpo", "eval.batch_size=32")  # the same eval.*, but one that can change bits
+    assert rundir.identity(other_eval) != rundir.identity(base)
 
 
 def test_a_finished_run_is_reused_only_under_the_same_identity(run_tiny, caplog):
