@@ -55,7 +55,8 @@ def main(overrides: list[str], run_dir: str | None) -> None:
     cut = ended == 0
     corr = lambda x: torch.corrcoef(torch.stack([x, gold]))[0, 1].item()  # noqa: E731
     print(f"samples: {len(gold)}, cut off at max_new_tokens={task.cfg.max_new_tokens}: {cut.float().mean():.1%}")
-    print(f"cut-off samples: score at the word token - score closed by EOS = {(at_word - closed)[cut].mean():+.3f} (mean)")
+    if cut.any():
+        print(f"cut-off samples: score at the word token - score closed by EOS = {(at_word - closed)[cut].mean():+.3f} (mean)")
     print(f"correlation with gold, all samples: read at the last token {corr(at_word):.3f}, closed by EOS {corr(closed):.3f}")
 
 
