@@ -16,8 +16,10 @@ Scoring truncated completions. The reward model is trained at the EOS that close
 every completion of its pairs, and its score is read there; read at a word token, a
 position it never trained on, the cached sentiment reward model scored truncated
 samples 1.56 higher on average and its correlation with the gold reward fell from
-0.77 to 0.43 (measured in issue 9). So `reward_scores` appends the EOS to a completion that lacks it, for
-the reward model's forward pass only: every completion is scored as the model was
+0.77 to 0.43 (issue 9's figures, on policies trained under that rule;
+`scripts/truncation_scores.py` measures both rules on any run's samples). So
+`reward_scores` appends the EOS to a completion that lacks it, for the reward model's
+forward pass only: every completion is scored as the model was
 trained, and the text is judged for what it says (the gold reward sees the same text,
 and a task that dislikes long answers says so in its gold reward). TRL's alternative,
 scoring at the last token minus a `missing_eos_penalty`, would keep the untrained

@@ -50,7 +50,7 @@ class Diverged(RuntimeError):
 
 
 class RunDirTaken(ConfigError):
-    """The run directory holds a finished run of another configuration."""
+    """The run directory holds another configuration's run, or this one's computed by other code or on another device."""
 
 
 def pick_device(choice: Device) -> torch.device:
