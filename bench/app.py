@@ -1,4 +1,8 @@
-"""`rlhf-bench`: the Hydra app. One job = one run; a plain `rlhf-bench` runs the default comparison."""
+"""`rlhf-bench`: the Hydra app. One job = one run; a plain `rlhf-bench` runs the default comparison.
+
+A job returns its tuning objective (bench/runner.py `objective`: the validation score at the
+budget, NaN for a run that did not finish), which is what Hydra's Optuna sweeper maximises
+under `+tune=<algo>`."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import bench.algos  # noqa: F401  (registers the algorithm schemas)
 import bench.tasks  # noqa: F401  (registers the task schemas)
 from bench import rundir
 from bench.config import ConfigError, to_object
-from bench.runner import preflight, run
+from bench.runner import objective, preflight, run
 
 # One progress bar per long stage is ours; the libraries' per-file bars are noise in a sweep log.
 datasets.disable_progress_bars()
@@ -39,7 +43,7 @@ CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
     try:
         config = to_object(cfg)
         preflight(config)
@@ -54,6 +58,7 @@ def main(cfg: DictConfig) -> None:
         print(f"rlhf-bench: error: {e}", file=sys.stderr)
         sys.exit(2)
     log.info("%s: %s", summary["status"], Path(hydra_cfg.runtime.output_dir))
+    return objective(summary)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,14 @@ class EpochSampler:
         self.n = n
         self.generator = torch.Generator().manual_seed(seed)
         self.queue: list[int] = []
+        self.taken = 0
+
+    def epochs(self) -> dict[str, float]:
+        """The trainer's `data()`: the examples an epoch passes over, and the epochs made so far."""
+        return {"examples": self.n, "epochs": self.taken / self.n}
 
     def take(self, k: int) -> list[int]:
+        self.taken += k
         out: list[int] = []
         while len(out) < k:
             if not self.queue:
@@ -52,11 +58,11 @@ class EpochSampler:
         return out
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "queue": list(self.queue)}
+        return {"generator": self.generator.get_state(), "queue": list(self.queue), "taken": self.taken}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-        self.queue = list(state["queue"])
+        self.queue, self.taken = list(state["queue"]), state["taken"]
 
 
 @dataclass

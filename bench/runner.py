@@ -76,7 +76,7 @@ def frozen(model: torch.nn.Module) -> torch.nn.Module:
 def preflight(cfg: Config) -> None:
     """The checks that need more than the schema, done before any work."""
     task = build_task(cfg.task)
-    prompt_splits(task, cfg.stage_seed)  # a task too small for n_train + n_eval fails here
+    prompt_splits(task, cfg.stage_seed)  # a task too small for n_train + n_eval + n_val fails here
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algorithm {cfg.algo.name!r}; available: {', '.join(sorted(ALGOS))}")
     resolve_reward_source(cfg.reward, task)
@@ -250,9 +250,10 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     torch.manual_seed(cfg.seed)
     task = build_task(cfg.task)
     tokenizer = build_tokenizer(cfg.model, task.vocabulary)
-    train_prompts, eval_prompts = prompt_splits(task, cfg.stage_seed)
+    prompts = prompt_splits(task, cfg.stage_seed)
     summary["task_best"] = task.best_gold_reward
-    stages = prepare_stages(cfg, task, tokenizer, train_prompts, device)
+    summary["objective"] = objective_metric(task)
+    stages = prepare_stages(cfg, task, tokenizer, prompts.train, device)
     summary["stages"] = {
         name: {"hash": m["key"], **{k: v for k, v in m["info"].items() if isinstance(v, (int, float, str))}}
         for name, m in stages.manifests.items()
@@ -271,7 +272,7 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     )  # fmt: skip
     progress = Progress(f"{cfg.algo.name} {cfg.task.name} ss{cfg.stage_seed} s{cfg.seed}")
     with meter.paused(), autocast(device, cfg.precision):
-        evaluator = Evaluator(cfg.eval, task, tokenizer, eval_prompts, reference, reward_model)
+        evaluator = Evaluator(cfg.eval, task, tokenizer, prompts.test, prompts.val, reference, reward_model)
     summary["sft"] = evaluator.baseline
     baseline = evaluator.baseline | meter.metrics()
     progress.evaluation(baseline)
@@ -279,7 +280,7 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     torch.manual_seed(cfg.seed)
     reward_source = resolve_reward_source(cfg.reward, task)
     summary["reward_source"] = reward_source.value
-    ctx = Context(task, tokenizer, device, meter, phases, train_prompts, stages, reference, reward_model, reward_source, cfg.seed)
+    ctx = Context(task, tokenizer, device, meter, phases, prompts.train, stages, reference, reward_model, reward_source, cfg.seed)
     meter.start()
     with autocast(device, cfg.precision):  # what a trainer computes once (DPO's reference log-probs) in its steps' precision
         trainer = build_trainer(cfg.algo, ctx)
@@ -396,6 +397,18 @@ def best_evaluation(evals: list[dict]) -> dict[str, float]:
     return out
 
 
+def objective_metric(task) -> str:
+    """What tuning maximises: validation accuracy where the task has an exact check, else validation gold reward."""
+    return "val/accuracy" if task.has_checker else "val/gold_reward"
+
+
+def objective(summary: dict) -> float:
+    """The tuning objective of a run: its validation score at the budget; NaN (a failed trial) if it did not finish."""
+    if summary.get("status") != "finished":
+        return math.nan
+    return float(summary["final"].get(summary["objective"], math.nan))
+
+
 def summarise(b: Built, state: LoopState) -> dict:
     axis = BUDGET_AXIS[b.cfg.budget.unit]
     last = state.evals[-1]
@@ -405,6 +418,7 @@ def summarise(b: Built, state: LoopState) -> dict:
         "last_eval": last,
         "overshoot": last[axis] / b.cfg.budget.amount - 1,
         "best": best_evaluation(state.evals),
+        "data": b.trainer.data(),
         "memory": b.trainer.memory() | {f"memory/peak_bytes/{k}": float(v) for k, v in b.phases.peak.items()},
         "perf": {
             "flops_per_s": b.meter.flops / max(b.meter.seconds, 1e-9),

@@ -103,10 +103,24 @@ def _preferences(out: Path, cfg: Config, task: Task, tokenizer, sft: Path, promp
         "chosen_gold": pick(gold_a.tolist(), gold_b.tolist()),
         "rejected_gold": pick(gold_b.tolist(), gold_a.tolist()),
     })  # fmt: skip
+    sampled = len(pairs)
+    if cfg.prefs.drop_ties:
+        pairs = drop_ties(pairs)
+    if len(pairs) == 0:
+        raise ValueError(f"all {sampled} sampled pairs are ties (equal gold reward); set prefs.drop_ties=false or raise prefs.n_pairs")
     pairs.save_to_disk(out / "pairs")
     agree = (torch.tensor(pairs["chosen_gold"]) > torch.tensor(pairs["rejected_gold"])).float().mean().item()
-    truncated = 1 - (sum(rows["ended_a"]) + sum(rows["ended_b"])) / (2 * len(pairs))
-    return {"flops": meter.flops, "pairs": len(pairs), "label_gold_agreement": agree, "truncated_share": truncated}
+    truncated = 1 - (sum(rows["ended_a"]) + sum(rows["ended_b"])) / (2 * sampled)
+    return {
+        "flops": meter.flops, "pairs": len(pairs), "sampled_pairs": sampled, "label_gold_agreement": agree,
+        "truncated_share": truncated,
+    }  # fmt: skip
+
+
+def drop_ties(pairs: datasets.Dataset) -> datasets.Dataset:
+    """The pairs whose chosen and rejected completions differ in gold reward."""
+    keep = [i for i, (c, r) in enumerate(zip(pairs["chosen_gold"], pairs["rejected_gold"])) if c != r]
+    return pairs.select(keep)
 
 
 def load_preference_dataset(cfg: PreferenceConfig) -> datasets.Dataset:
@@ -179,7 +193,7 @@ class Stages:
 def prepare_stages(cfg: Config, task: Task, tokenizer, train_prompts: list[str], device: torch.device) -> Stages:
     """Read the three stages from the cache, building the missing ones."""
     cache = StageCache(cfg.cache_dir)
-    task_spec = {k: v for k, v in asdict(cfg.task).items() if k != "n_eval"}  # eval prompts do not touch training
+    task_spec = {k: v for k, v in asdict(cfg.task).items() if k not in ("n_eval", "n_val")}  # held-out prompts do not touch training
     sft_spec = {"version": CACHE_VERSION, "task": task_spec, "model": asdict(cfg.model), "stage_seed": cfg.stage_seed, "sft": asdict(cfg.sft)}
     sft, sft_m = cache.get_or_build("sft", sft_spec, lambda out: _sft(out, cfg, task, tokenizer, train_prompts, device))
     pref_spec = {"version": CACHE_VERSION, "sft": sft_m["key"], "prefs": asdict(cfg.prefs)}

@@ -16,6 +16,7 @@ TINY = [
     "model=tiny",
     "task.n_train=500",
     "task.n_eval=64",
+    "task.n_val=32",
     "sft.steps=150",
     "prefs.n_pairs=256",
     "budget.amount=2e10",

@@ -34,6 +34,9 @@ class Trainer(Protocol):
     def memory(self) -> dict[str, float]:
         """`memory/<model>/{param,grad,optimizer}_bytes` for every model the algorithm runs."""
 
+    def data(self) -> dict[str, float]:
+        """What one epoch passes over and how many epochs the run made: `{"examples": n, "epochs": seen / n}`."""
+
 
 @dataclass
 class Context:

@@ -98,6 +98,9 @@ class DPO:
                  "logps/chosen", "logps/rejected", "grad_norm", "pairs_log_ratio"]  # fmt: skip
         return {f"train/{k}": v for k, v in zip(names, stats)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
 
+    def data(self) -> dict[str, float]:
+        return self.sampler.epochs()  # over the pairs
+
     def memory(self) -> dict[str, float]:
         return model_bytes("policy", self.policy, self.optimizer) | model_bytes("reference", self.ctx.reference)
 

@@ -161,6 +161,9 @@ class GRPO:
         values = torch.stack(list(summary.values())).tolist()
         return {f"train/{k}": v for k, v in zip(summary, values)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
 
+    def data(self) -> dict[str, float]:
+        return self.sampler.epochs()  # over the prompts
+
     def memory(self) -> dict[str, float]:
         out = model_bytes("policy", self.policy, self.optimizer)
         if self.cfg.beta > 0:

@@ -150,6 +150,9 @@ class PPO:
         values = torch.stack(list(summary.values())).tolist()
         return {f"train/{k}": v for k, v in zip(summary, values)} | {"train/lr": self.actor_opt.param_groups[0]["lr"]}
 
+    def data(self) -> dict[str, float]:
+        return self.sampler.epochs()  # over the prompts
+
     def memory(self) -> dict[str, float]:
         out = model_bytes("policy", self.policy, self.actor_opt) | model_bytes("critic", self.critic, self.critic_opt)
         out |= model_bytes("reference", self.ctx.reference)

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from bench.results.load import load_runs, load_summaries, load_wandb
-from bench.results.report import write_results
+from bench.results.report import write_results, write_tuning
+from bench.results.tuning import is_tune_dir
 
 log = logging.getLogger("rlhf-bench-results")
 
@@ -35,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.wandb:
         runs, curves = load_wandb(args.wandb, sweep=args.sweep)
     else:
-        runs, curves = load_summaries(args.paths), load_runs(args.paths)
+        tuning = [p for p in args.paths if is_tune_dir(p)]
+        if tuning and len(args.paths) > 1:
+            parser.error("a tune directory is read alone")
+        # a tune directory: the tables of its final and default runs (the search trials are not results)
+        paths = [str(Path(tuning[0]) / part) for part in ("final", "default")] if tuning else args.paths
+        runs, curves = load_summaries(paths), load_runs(paths)
     if runs.summaries.empty:
         log.error("no runs found in %s", " ".join(args.paths) or args.wandb)
         return 1
@@ -46,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out = default_out(list(runs.summaries["run_dir"]))
     tables = write_results(runs, curves, out, args.paths or [f"--wandb {args.wandb}"])
-    print(tables["paper"].to_markdown(index=False))
+    if not args.wandb and tuning:
+        tables |= write_tuning(tuning[0], out)
+        print(tables["tuned"].to_markdown(index=False))
+    else:
+        print(tables["paper"].to_markdown(index=False))
     print(f"rlhf-bench-results: tables and plots in {out}")
     return 0
 

@@ -46,6 +46,9 @@ def _flatten_summary(summary: dict) -> dict:
     row = {k: summary.get(k) for k in RUN_KEYS}
     row["wall_s"] = summary.get("wall_s")
     row["task_best"] = summary.get("task_best")
+    row["objective"] = summary.get("objective")
+    row["compute/flops_spent"] = summary.get("last_eval", {}).get("compute/flops")  # the budget plus the last step's overshoot
+    row["data/epochs"] = summary.get("data", {}).get("epochs")
     row["settings"] = summary.get("settings", {})
     for section in ("final", "memory"):
         row |= summary.get(section, {})

@@ -3,6 +3,7 @@ what was read, at which commit, and what the intervals cover."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,18 @@ import pandas as pd
 from bench.results.load import Runs
 from bench.results.plots import plot_task
 from bench.results.stats import PAIRED
-from bench.results.tables import _finished, compute_matched_table, memory_table, pairwise_table, paper_table, summary_table
+from bench.results.tables import (
+    _cell,
+    _finished,
+    compute_matched_table,
+    memory_table,
+    pairwise_table,
+    paper_table,
+    ranking_table,
+    summary_table,
+)  # fmt: skip
+from bench.results.tuning import paper_tuned, tuned_table, tuning_compute_table
+from bench.tune import PROTOCOL
 
 
 def _write_table(df: pd.DataFrame, out: Path, name: str) -> None:
@@ -56,6 +68,16 @@ def describe_intervals(summary: pd.DataFrame, pairwise: pd.DataFrame) -> str:
     return " ".join(words)
 
 
+def _ranking_markdown(ranking: pd.DataFrame) -> str:
+    if ranking.empty:
+        return "(no finished runs)"
+    shown = ranking.drop(columns=[c for c in ranking.columns if c.endswith((": mean", ": ±", ": n"))]).copy()
+    for unit in ("flops", "seconds"):
+        shown.insert(shown.columns.get_loc(f"{unit}: rank"), f"gold at equal {unit}",
+                     [_cell(m, c, 3) for m, c in zip(ranking[f"{unit}: mean"], ranking[f"{unit}: ±"])])  # fmt: skip
+    return shown.to_markdown(index=False, floatfmt=".4g")
+
+
 def provenance(runs: pd.DataFrame) -> str:
     """The commits the runs were taken at and the library versions they ran with."""
     commits = runs["git_commit"].fillna("unknown").value_counts() if "git_commit" in runs else pd.Series(dtype=int)
@@ -75,6 +97,7 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "compute_matched": compute_matched_table(table, curves),
         "memory": memory_table(table),
         "pairwise": pairwise_table(table),
+        "ranking": ranking_table(table, curves),
     }
     tables["paper"] = paper_table(tables["summary"])
     for name, df in tables.items():
@@ -103,6 +126,13 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "",
         tables["compute_matched"].to_markdown(index=False, floatfmt=".4g"),
         "",
+        "## Ranked at equal FLOPs and at equal seconds",
+        "",
+        "Gold reward read off each run's curve at the same FLOPs and at the same wall-clock seconds of training "
+        "(`at flops`, `at seconds`); rank 1 is the best mean; `agree` is false where the two rankings of a task differ.",
+        "",
+        _ranking_markdown(tables["ranking"]),
+        "",
         "## Pairwise (final gold reward)",
         "",
         tables["pairwise"].to_markdown(index=False, floatfmt=".4g"),
@@ -117,4 +147,36 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
     if runs.skipped:
         lines += ["", "## Directories skipped", ""] + [f"- `{d}`: {why}" for d, why in runs.skipped]
     (out / "README.md").write_text("\n".join(lines) + "\n")
+    return tables
+
+
+def write_tuning(tune_dir: str | Path, out: Path) -> dict[str, pd.DataFrame]:
+    """The tuned table and the tuning compute of a tune directory, written beside the other tables and
+    put first in the README."""
+    tables = {"tuned": tuned_table(tune_dir), "tuning_compute": tuning_compute_table(tune_dir)}
+    for name, df in tables.items():
+        _write_table(df, out, name)
+    protocol = Path(tune_dir) / PROTOCOL
+    record = json.loads(protocol.read_text()) if protocol.exists() else None
+    compute = tables["tuning_compute"]
+    lines = [
+        "## Tuned against default settings (test prompts)",
+        "",
+        "Each algorithm's search: the same number of Optuna trials over its space (conf/tune/<algo>.yaml), each a "
+        "full-budget run scored on the validation prompts (`val`: the best trial's score). The best configuration and "
+        "the default settings then ran on fresh trainer seeds; `test` is their score on the test prompts "
+        "(mean ± 95 % interval, n and what it covers).",
+        "",
+        paper_tuned(tables["tuned"]).to_markdown(index=False),
+        "",
+        "Tuning compute per algorithm (every trial runs at the same budget, so equal by construction):",
+        "",
+        compute.to_markdown(index=False, floatfmt=".4g") if not compute.empty else "(no search)",
+        "",
+    ]
+    if record:
+        lines += [f"Protocol: `{record['command']}`, {record['wall_s'] / 60:.1f} min wall on the machine it ran on.", ""]
+    readme = out / "README.md"
+    head, _, rest = readme.read_text().partition("\n## ")
+    readme.write_text(head + "\n" + "\n".join(lines) + "\n## " + rest)
     return tables

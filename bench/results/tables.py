@@ -143,3 +143,45 @@ def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.D
             verdict = (la if test["diff"] > 0 else lb) if significant else f"no significant difference at n = {test['n']}"
             rows.append({"task": task, "a": la, "b": lb, "metric": metric, "test": name, **test, "winner": verdict})
     return pd.DataFrame(rows, columns=["task", "a", "b", "metric", "test", "n", "diff", "ci95", "p_value", "winner"])
+
+
+RANK_AXES = {"flops": "compute/flops", "seconds": "compute/seconds"}
+
+
+def ranking_table(runs: pd.DataFrame, curves: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.DataFrame:
+    """Per task, the groups ranked by `metric` at equal FLOPs and at equal wall-clock seconds of training.
+
+    Each run's value is read off its own curve (linear interpolation, never extrapolated) at
+    one point per task and axis: the budget where the budget is in that unit, else the most
+    every finished run of the task reached (the shortest run's end). Rank 1 is the highest
+    mean; `agree` says whether the two orders of the task are the same."""
+    keys = distinguishing_keys(runs)
+    evals = curves.dropna(subset=[metric]) if metric in curves else curves.iloc[0:0]
+    out = []
+    for task, of_task in _finished(runs).groupby("task", sort=True):
+        of_task_curves = evals[evals["run_dir"].isin(of_task["run_dir"])]
+        at = {axis: _common_point(of_task, of_task_curves, unit, axis) for unit, axis in RANK_AXES.items()}
+        rows = []
+        for header, of_group in groups(of_task, keys):
+            row = header | {"metric": metric, "covers": coverage(of_group["stage_seed"])[1]}
+            for unit, axis in RANK_AXES.items():
+                values = of_group.assign(**{metric: [
+                    interpolate_at(of_task_curves[of_task_curves["run_dir"] == d], axis, metric, at[axis]) for d in of_group["run_dir"]
+                ]})  # fmt: skip
+                row[f"at {unit}"] = at[axis]
+                row[f"{unit}: mean"], row[f"{unit}: ±"], row[f"{unit}: n"] = group_interval(values, metric)
+            rows.append(row)
+        for unit in RANK_AXES:
+            order = pd.Series([r[f"{unit}: mean"] for r in rows]).rank(ascending=False, method="min")
+            for r, rank in zip(rows, order):
+                r[f"{unit}: rank"] = rank
+        agree = all(r["flops: rank"] == r["seconds: rank"] for r in rows)
+        out += [r | {"agree": agree} for r in rows]
+    return pd.DataFrame(out, columns=_columns(out, keys))
+
+
+def _common_point(runs: pd.DataFrame, curves: pd.DataFrame, unit: str, axis: str) -> float:
+    budget = runs["budget"].iloc[0] if "budget" in runs else None
+    if isinstance(budget, dict) and budget.get("unit") == unit:
+        return float(budget["amount"])
+    return float(curves.groupby("run_dir")[axis].max().min())

@@ -10,7 +10,7 @@ any hub tokenizer reads the same strings. Adding a task is one module here
 from __future__ import annotations
 
 import random
-from typing import Callable, Protocol
+from typing import Callable, NamedTuple, Protocol
 
 from bench.config import ConfigError, TaskConfig, register
 
@@ -44,20 +44,33 @@ def build_task(cfg: TaskConfig) -> Task:
     return TASKS[cfg.name](cfg)
 
 
-def prompt_splits(task: Task, seed: int) -> tuple[list[str], list[str]]:
-    """Disjoint train and eval prompts, the same for every run with this task and seed."""
+class PromptSplits(NamedTuple):
+    train: list[str]
+    """SFT demonstrations, preference pairs and RL prompts."""
+    test: list[str]
+    """The reported numbers (`eval/*`): never used to choose anything."""
+    val: list[str]
+    """Hyper-parameter choice only (`val/*`, the tuning objective)."""
+
+
+def prompt_splits(task: Task, seed: int) -> PromptSplits:
+    """Disjoint train, test and validation prompts, the same for every run with this task and seed.
+
+    Drawn in that order from one stream, so the train and test prompts do not depend on `n_val`."""
     rng = random.Random(f"{task.cfg.name}-prompts-{seed}")
     seen: set[str] = set()
     prompts: list[str] = []
-    want = task.cfg.n_train + task.cfg.n_eval
+    n_train, n_test = task.cfg.n_train, task.cfg.n_eval
+    want = n_train + n_test + task.cfg.n_val
     for _ in range(100 * want):
         p = task.sample_prompt(rng)
         if p not in seen:
             seen.add(p)
             prompts.append(p)
             if len(prompts) == want:
-                return prompts[: task.cfg.n_train], prompts[task.cfg.n_train :]
-    raise ConfigError(f"task {task.cfg.name} has fewer than {want} distinct prompts; lower task.n_train or task.n_eval")
-
+                return PromptSplits(prompts[:n_train], prompts[n_train : n_train + n_test], prompts[n_train + n_test :])
+    raise ConfigError(
+        f"task {task.cfg.name} has fewer than {want} distinct prompts; lower task.n_train, task.n_eval or task.n_val"
+    )
 
 from bench.tasks import arithmetic, running_sum, sentiment  # noqa: E402,F401  (they register themselves)

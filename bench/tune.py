@@ -1,0 +1,145 @@
+"""`rlhf-bench-tune`: the equal-effort tuning protocol, every algorithm of the comparison, end to end.
+
+    rlhf-bench-tune task=arithmetic [model=... budget.amount=...] [tune.trials=8 tune.seeds=2 ...]
+
+For each algorithm, three plain Hydra multiruns of the `rlhf-bench` app, each of which a user
+can also run alone (the tune directory's layout is bench/results/tuning.py's):
+
+    1. search   `rlhf-bench -m +tune=<algo> hydra.sweeper.n_trials=N`: Optuna over the algorithm's
+                search space (conf/tune/<algo>.yaml), every trial a full-budget run on stage seed 0
+                and trainer seed 0, scored on the validation prompts;
+    2. final    the best trial's configuration on trainer seeds 1..K (fresh: the search used 0)
+                and `tune.stage_seeds`, scored on the test prompts;
+    3. default  the default settings on the same seeds, the row the tuned one is compared with.
+
+Then the results tool writes the tuned table, the tuning compute and the usual tables of the
+final and default runs into `<tune dir>/results`. Every other `key=value` argument goes to every
+run unchanged (the same task, model and budget for all). A search or run that is already done
+in the tune directory is reused by its identity (bench/rundir.py), so a killed protocol started
+again with the same command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from bench.config import ConfigError
+
+log = logging.getLogger("rlhf-bench-tune")
+PROTOCOL = "protocol.json"
+"""The tune directory's record of the command and its wall time (the last complete pass; a resumed one counts only itself)."""
+
+
+@dataclass
+class TuneConfig:
+    trials: int = 8
+    """N: Optuna trials per algorithm, each a full-budget run (the same N for every algorithm)."""
+    seeds: int = 2
+    """K: fresh trainer seeds (1..K) of the final and default runs."""
+    stage_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Stage seeds of the final and default runs (the default comparison's)."""
+    algos: list[str] = field(default_factory=lambda: ["ppo", "grpo", "dpo"])
+    dir: str | None = None
+    """The tune directory; unset: multirun/tune/<task>_<date>_<time>."""
+    defaults: bool = True
+    """Also run the default settings on the final seeds (the `default` rows)."""
+
+    def __post_init__(self) -> None:
+        if self.trials < 1 or self.seeds < 1 or not self.stage_seeds or not self.algos:
+            raise ConfigError("tune.trials and tune.seeds must be >= 1, tune.stage_seeds and tune.algos non-empty")
+        unknown = set(self.algos) - {p.stem for p in (Path(__file__).resolve().parent / "conf" / "tune").glob("*.yaml")}
+        if unknown:
+            raise ConfigError(f"tune.algos: no search space (conf/tune/<algo>.yaml) for {', '.join(sorted(unknown))}")
+
+
+def check_sweeper() -> None:
+    try:
+        import hydra_plugins.hydra_optuna_sweeper  # noqa: F401
+    except ImportError as e:
+        raise ConfigError("the search runs through Hydra's Optuna sweeper: pip install 'rlhf-bench[tune]'") from e
+
+
+def parse(argv: list[str]) -> tuple[TuneConfig, list[str]]:
+    """`tune.*` arguments into a TuneConfig (a typo is an error that names the key); the rest are forwarded."""
+    ours = [a.removeprefix("tune.") for a in argv if a.startswith("tune.")]
+    forwarded = [a for a in argv if not a.startswith("tune.")]
+    for a in forwarded:
+        if "=" not in a or a.startswith(("-", "seed=", "stage_seed=", "algo=", "+tune=", "hydra.sweep")):
+            raise ConfigError(f"{a!r}: give key=value overrides for every run; seeds, algorithms and directories are tune.* keys")
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(TuneConfig), OmegaConf.from_dotlist(ours))
+        return OmegaConf.to_object(cfg), forwarded
+    except ConfigError:
+        raise
+    except Exception as e:  # omegaconf's message names the key; the __post_init__ one is ours
+        cause = e.__cause__ or e.__context__
+        message = str(cause if isinstance(cause, ConfigError) else e).splitlines()[0]
+        raise ConfigError(message.replace("Key '", "Key 'tune.")) from e
+
+
+def rlhf_bench(args: list[str]) -> None:
+    """One `rlhf-bench -m ...` multirun, in its own process (Hydra runs one app per process)."""
+    command = [sys.executable, "-m", "bench.app", "-m", *args]
+    log.info("%s", " ".join(command[2:]))
+    if subprocess.run(command).returncode != 0:
+        raise RuntimeError(f"rlhf-bench failed: {' '.join(command[2:])}")
+
+
+def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path) -> None:
+    from bench.results.tuning import best_trial, load_trials
+
+    seeds = ",".join(str(s) for s in range(1, cfg.seeds + 1))
+    stage_seeds = ",".join(str(s) for s in cfg.stage_seeds)
+    for algo in cfg.algos:
+        search = out / "search" / algo
+        rlhf_bench([f"+tune={algo}", f"hydra.sweeper.n_trials={cfg.trials}", f"hydra.sweep.dir={search}", *forwarded])
+        best = best_trial(load_trials(search))
+        if best is None:
+            log.error("%s: no trial of the search finished; no final runs (see %s)", algo, search)
+        else:
+            log.info("%s: best trial %s, validation %.4f", algo, best["run_dir"], best["objective_value"])
+            chosen = [o for o in best["configuration"] if o not in forwarded]
+            rlhf_bench([f"hydra.sweep.dir={out / 'final' / algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *chosen, *forwarded])
+        if cfg.defaults:
+            rlhf_bench([f"hydra.sweep.dir={out / 'default' / algo}", f"algo={algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *forwarded])
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    try:
+        cfg, forwarded = parse(argv)
+        check_sweeper()
+    except ConfigError as e:
+        print(f"rlhf-bench-tune: error: {e}", file=sys.stderr)
+        return 2
+    task = next((a.split("=", 1)[1] for a in forwarded if a.startswith("task=")), "sentiment")
+    out = Path(cfg.dir or f"multirun/tune/{task}_{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    started = time.time()
+    try:
+        run_protocol(cfg, forwarded, out)
+    except RuntimeError as e:
+        print(f"rlhf-bench-tune: error: {e}", file=sys.stderr)
+        return 1
+    wall_s = time.time() - started
+    record = {"command": " ".join(["rlhf-bench-tune", *argv]), "tune": OmegaConf.to_container(OmegaConf.structured(cfg)), "wall_s": wall_s}
+    (out / PROTOCOL).write_text(json.dumps(record, indent=2))
+    log.info("protocol done in %.0f s: %s", wall_s, out)
+    from bench.results.cli import main as results
+
+    return results([str(out), "--out", str(out / "results")])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
