@@ -145,6 +145,11 @@ def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path,
     n_heldout = max(1, int(cfg.rm.heldout * len(pairs)))
     heldout, train = pairs.select(order[:n_heldout]), pairs.select(order[n_heldout:])
     steps = cfg.rm.epochs * (len(train) // cfg.rm.batch_size)
+    if steps == 0:
+        raise ValueError(
+            f"{len(train)} preference pairs to train the reward model on, fewer than one rm.batch_size ({cfg.rm.batch_size}) "
+            "batch: raise prefs.n_pairs (prefs.drop_ties may have dropped most pairs as ties)"
+        )
     optimizer = torch.optim.AdamW(rm.parameters(), lr=cfg.rm.lr, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, steps // 10, steps)
     shuffle = torch.Generator().manual_seed(cfg.stage_seed + 1)

@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-multirun/tune}
 for task in sentiment arithmetic; do
-  rlhf-bench-tune "task=$task" tune.trials=4 tune.seeds=1 "tune.dir=$root/$task"
-  rlhf-bench-results "$root/$task" --out "results/tuned/$task"
+  python -m bench.tune "task=$task" tune.trials=4 tune.seeds=1 "tune.dir=$root/$task"
+  python -m bench.results "$root/$task" --out "results/tuned/$task"
 done

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from bench.config import ConfigError, to_object
 from bench.runner import preflight
-from tests.conftest import compose_config
+from tests.conftest import TINY_ARITHMETIC, compose_config
 
 
 def _policy_tensors(path: str) -> dict[str, torch.Tensor]:
@@ -47,7 +47,7 @@ def test_memory_orders_ppo_above_grpo_above_dpo(run_tiny):
 
 
 def test_grpo_without_kl_skips_the_reference(run_tiny):
-    summary, run_dir = run_tiny("algo=grpo", "algo.beta=0", "task=arithmetic", "budget.amount=5e9")
+    summary, run_dir = run_tiny("algo=grpo", "algo.beta=0", *TINY_ARITHMETIC, "budget.amount=5e9")
     assert summary["status"] == "finished", summary.get("error")
     assert not any("/reference/" in k for k in summary["memory"])
     assert "compute/flops_by_model/reference" not in summary["final"]

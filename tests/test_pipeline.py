@@ -2,11 +2,14 @@
 
 import json
 import logging
+import math
 
 import datasets
 import pytest
 
 from bench.models import build_policy, build_tokenizer
+from bench.runner import objective
+from tests.conftest import TINY_ARITHMETIC
 from bench.config import ModelConfig
 from bench.tasks.arithmetic import Arithmetic, ArithmeticConfig
 
@@ -20,7 +23,7 @@ def _rows(run_dir):
 
 @pytest.mark.parametrize("task", ["sentiment", "arithmetic", "running_sum"])
 def test_dpo_run_writes_every_file_and_key(run_tiny, task):
-    summary, run_dir = run_tiny("algo=dpo", f"task={task}")
+    summary, run_dir = run_tiny("algo=dpo", *(TINY_ARITHMETIC if task == "arithmetic" else [f"task={task}"]))
     assert summary["status"] == "finished", summary.get("error")
     assert {"config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"} <= {p.name for p in run_dir.iterdir()}
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary, default=str))
@@ -31,6 +34,10 @@ def test_dpo_run_writes_every_file_and_key(run_tiny, task):
 
     eval_keys = EVAL_KEYS | ({"eval/accuracy"} if task != "sentiment" else set())
     assert eval_keys <= summary["final"].keys()
+    assert {k.replace("eval/", "val/") for k in eval_keys} <= summary["final"].keys()  # the validation prompts, scored alike
+    # DPO's epochs over its pairs: the pairs it took (batch 32 a step) over the pairs the stage kept
+    steps, pairs = summary["last_eval"]["compute/steps"], summary["stages"]["preferences"]["pairs"]
+    assert summary["data"] == {"examples": pairs, "epochs": pytest.approx(32 * steps / pairs)}
     assert {"memory/policy/param_bytes", "memory/policy/optimizer_bytes", "memory/reference/param_bytes", "memory/peak_bytes/update"} <= summary["memory"].keys()
     assert summary["memory"]["memory/reference/grad_bytes"] == 0  # frozen
 
@@ -56,6 +63,14 @@ def test_dpo_run_writes_every_file_and_key(run_tiny, task):
         assert summary["final"][key] == pytest.approx(before[key] + w * (after[key] - before[key]), rel=1e-12)
     assert {"train/rewards/chosen", "train/rewards/margins", "train/rewards/accuracies", "train/grad_norm", "perf/step_s"} <= train[0].keys()
     assert [r["compute/steps"] for r in train] == list(range(1, len(train) + 1))
+
+
+@pytest.mark.parametrize("task, metric", [("sentiment", "val/gold_reward"), ("arithmetic", "val/accuracy")])
+def test_the_objective_is_the_validation_score_at_the_budget(run_tiny, task, metric):
+    summary, _ = run_tiny("algo=dpo", *(TINY_ARITHMETIC if task == "arithmetic" else [f"task={task}"]))
+    assert summary["objective"] == metric
+    assert objective(summary) == summary["final"][metric] != summary["final"][metric.replace("val/", "eval/")]
+    assert math.isnan(objective(summary | {"status": "diverged"}))
 
 
 def test_dpo_beats_sft_on_the_preference_task(run_tiny):

@@ -9,7 +9,7 @@ import pytest
 from bench import rundir
 from bench.results import (
     compute_matched_table, distinguishing_keys, interpolate_at, load_runs, load_summaries, main, memory_table,
-    pairwise_table, summary_table, task_figure,
+    pairwise_table, ranking_table, summary_table, task_figure,
 )  # fmt: skip
 from bench.rundir import SUMMARY_SCHEMA
 
@@ -23,8 +23,9 @@ def _write_run(root, name, algo, seed, gold, status="finished", curve=None, sche
     run = root / name
     run.mkdir(parents=True)
     curve = curve or [(0.0, 0.0), (budget, gold)]
-    rows = [{"compute/flops": f, "compute/seconds": f / 100, "compute/samples": 0, "eval/gold_reward": g,
-             "eval/proxy_reward": 2 * g, "eval/kl_to_ref": f / 100} for f, g in curve]  # fmt: skip
+    points = [(p[0], p[1], p[2] if len(p) > 2 else p[0] / 100) for p in curve]  # (flops, gold[, seconds])
+    rows = [{"compute/flops": f, "compute/seconds": sec, "compute/samples": 0, "eval/gold_reward": g,
+             "eval/proxy_reward": 2 * g, "eval/kl_to_ref": f / 100} for f, g, sec in points]  # fmt: skip
     (run / rundir.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = {"algo": {"name": algo, **algo_settings}, "task": {"name": "toy"}, "model": {"preset": preset},
               "budget": {"unit": "flops", "amount": budget}, "seed": seed, "stage_seed": stage_seed, "resume": True}  # fmt: skip
@@ -346,3 +347,25 @@ def test_latex_is_escaped_and_no_cell_reads_nan(sweep, tmp_path):
     for table in (tmp_path / "r").glob("*.md"):
         assert "nan" not in table.read_text().lower(), table.name
     assert "models MiB" in (tmp_path / "r" / "paper.md").read_text()
+
+
+def test_rankings_at_equal_flops_and_equal_seconds_differ_where_the_curves_cross(tmp_path):
+    """ppo: slow and ends high (0.8 at 400 FLOPs, 200 s); dpo: fast and ends lower (0.5 at 400 FLOPs, 10 s).
+    At the budget ppo ranks first; at 10 s (dpo's end, the most both reached) ppo is at 0.2 · 10 / 20 = 0.1."""
+    root = tmp_path / "sweep"
+    for seed in (0, 1):
+        _write_run(root, f"ppo_{seed}", "ppo", seed, 0.8, curve=[(0, 0, 0), (200, 0.2, 20), (400, 0.8, 200)])
+        _write_run(root, f"dpo_{seed}", "dpo", seed, 0.5, curve=[(0, 0, 0), (200, 0.3, 5), (400, 0.5, 10)])
+    table = ranking_table(load_summaries([str(root)]).summaries, load_runs([str(root)])).set_index("algo")
+    assert table.loc["ppo", "at flops"] == 400 and table.loc["ppo", "at seconds"] == 10
+    assert table.loc["ppo", "flops: mean"] == pytest.approx(0.8) and table.loc["dpo", "flops: mean"] == pytest.approx(0.5)
+    assert table.loc["ppo", "seconds: mean"] == pytest.approx(0.1) and table.loc["dpo", "seconds: mean"] == pytest.approx(0.5)
+    assert (table.loc["ppo", "flops: rank"], table.loc["ppo", "seconds: rank"]) == (1, 2)
+    assert (table.loc["dpo", "flops: rank"], table.loc["dpo", "seconds: rank"]) == (2, 1)
+    assert not table["agree"].any()
+    # the same runs with dpo as slow as ppo: both budgets rank alike
+    for seed in (0, 1):
+        _write_run(tmp_path / "same", f"ppo_{seed}", "ppo", seed, 0.8, curve=[(0, 0, 0), (200, 0.2, 20), (400, 0.8, 200)])
+        _write_run(tmp_path / "same", f"dpo_{seed}", "dpo", seed, 0.5, curve=[(0, 0, 0), (200, 0.3, 100), (400, 0.5, 200)])
+    same = str(tmp_path / "same")
+    assert ranking_table(load_summaries([same]).summaries, load_runs([same]))["agree"].all()

@@ -45,18 +45,25 @@ def test_sentiment_gold_reward_by_hand():
 
 
 @pytest.mark.parametrize("cfg", [ArithmeticConfig(name="arithmetic"), SentimentConfig(name="sentiment"), RunningSumConfig(name="running_sum")])
-def test_splits_are_disjoint_and_deterministic(cfg):
+def test_splits_are_disjoint_and_fixed_by_the_stage_seed(cfg):
     task = build_task(cfg)
-    train, evaluation = prompt_splits(task, seed=0)
-    assert (len(train), len(evaluation)) == (cfg.n_train, cfg.n_eval)
-    assert not set(train) & set(evaluation)
-    assert prompt_splits(task, seed=0) == (train, evaluation)
-    assert prompt_splits(task, seed=1)[0] != train
+    train, test, val = prompt_splits(task, seed=0)
+    assert (len(train), len(test), len(val)) == (cfg.n_train, cfg.n_eval, cfg.n_val)
+    assert not set(train) & set(test) and not set(train) & set(val) and not set(test) & set(val)
+    assert prompt_splits(task, seed=0) == (train, test, val)
+    other = prompt_splits(task, seed=1)
+    assert other.train != train and other.test != test and other.val != val
     assert all(w in task.vocabulary for p in train[:50] for w in p.split())
 
 
+def test_the_validation_set_leaves_train_and_test_prompts_as_they_were():
+    # runs from before the split were trained and scored on exactly these prompts
+    small, large = (build_task(SentimentConfig(name="sentiment", n_val=n)) for n in (1, 300))
+    assert prompt_splits(small, 0)[:2] == prompt_splits(large, 0)[:2]
+
+
 def test_too_few_distinct_prompts_is_a_clear_error():
-    task = build_task(ArithmeticConfig(name="arithmetic", digits=1, n_train=90, n_eval=20))
+    task = build_task(ArithmeticConfig(name="arithmetic", digits=1, n_train=70, n_eval=20, n_val=20))
     with pytest.raises(ConfigError, match="fewer than 110 distinct prompts"):
         prompt_splits(task, seed=0)
 

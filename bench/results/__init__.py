@@ -3,7 +3,8 @@
     load      run directories or a wandb project -> frames (load_summaries, load_runs, load_wandb)
     groups    which runs are one configuration, and the settings that tell rows apart
     stats     intervals, paired and Welch tests, interpolation on a run's curve
-    tables    summary, paper, compute-matched, memory, pairwise
+    tables    summary, paper, compute-matched, memory, pairwise, ranking (equal FLOPs vs equal seconds)
+    tuning    the tuning protocol: best configuration of a search, tuned table, tuning compute
     plots     per task: gold reward vs compute, reward-KL frontier, proxy vs gold
     report    writes everything (CSV, Markdown, LaTeX, PNG/PDF, README) to one directory
     cli       `rlhf-bench-results`
@@ -35,10 +36,14 @@ from bench.results.load import Runs, find_run_dirs, load_runs, load_summaries, l
 from bench.results.plots import plot_task, task_figure
 from bench.results.report import write_results
 from bench.results.stats import group_interval, interpolate_at, mean_ci, paired, welch
-from bench.results.tables import compute_matched_table, memory_table, pairwise_table, paper_table, summary_table
+from bench.results.tables import (
+    compute_matched_table, memory_table, pairwise_table, paper_table, ranking_table, summary_table,
+)  # fmt: skip
+from bench.results.tuning import best_trial, load_trials, tuned_table, tuning_compute_table
 
 __all__ = [
     "Runs", "compute_matched_table", "distinguishing_keys", "find_run_dirs", "group_interval", "groups", "interpolate_at",
     "label", "load_runs", "load_summaries", "load_wandb", "main", "mean_ci", "memory_table", "paired", "pairwise_table",
-    "paper_table", "plot_task", "summary_table", "task_figure", "welch", "write_results",
+    "paper_table", "plot_task", "ranking_table", "summary_table", "task_figure", "welch", "write_results",
+    "best_trial", "load_trials", "tuned_table", "tuning_compute_table",
 ]  # fmt: skip

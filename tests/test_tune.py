@@ -1,0 +1,80 @@
+"""The equal-effort tuning protocol end to end on the tiny preset: rlhf-bench-tune (2 trials × 2 seeds)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from bench.tune import main as tune_main
+from tests.conftest import TINY
+
+ALGOS = ("ppo", "grpo", "dpo")
+
+
+def _summaries(sweep):
+    return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+
+
+def test_tune_gives_every_algorithm_the_same_trials_and_reports_test_scores_only(tmp_path):
+    out = tmp_path / "tune"
+    tiny = [o for o in TINY if not o.startswith("budget.amount")] + ["budget.amount=5e9"]
+    cmd = [sys.executable, "-m", "bench.tune", "task=sentiment", *tiny, f"cache_dir={tmp_path / 'cache'}",
+           "tune.trials=2", "tune.seeds=2", "tune.stage_seeds=[0]", f"tune.dir={out}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    table = pd.read_csv(out / "results" / "tuned.csv")
+    for algo in ALGOS:
+        trials = _summaries(out / "search" / algo)
+        # the same number of trials for every algorithm, each one run on the search seeds
+        assert len(trials) == 2 and {(t["stage_seed"], t["seed"]) for t in trials} == {(0, 0)}
+        assert len({t["group"] for t in trials}) == 2  # two configurations, not one run twice
+        vals = [t["final"]["val/gold_reward"] for t in trials]
+        best = trials[vals.index(max(vals))]
+        # what Optuna was told is the validation score the app returned
+        assert OmegaConf.load(out / "search" / algo / "optimization_results.yaml").best_value == pytest.approx(max(vals))
+
+        finals, defaults = _summaries(out / "final" / algo), _summaries(out / "default" / algo)
+        # the best trial's configuration on fresh trainer seeds; the default settings on the same seeds
+        assert sorted(f["seed"] for f in finals) == sorted(d["seed"] for d in defaults) == [1, 2]
+        assert {f["group"] for f in finals} == {best["group"]}
+        assert {d["group"] for d in defaults} != {best["group"]}
+
+        tuned = table[(table["algo"] == algo) & (table["setting"] == "tuned")].iloc[0]
+        default = table[(table["algo"] == algo) & (table["setting"] == "default")].iloc[0]
+        assert tuned["trials"] == 2 and tuned["val"] == pytest.approx(max(vals))
+        # test scores come from the final runs' test prompts, never from the search
+        assert tuned["test"] == pytest.approx(sum(f["final"]["eval/gold_reward"] for f in finals) / 2)
+        assert default["test"] == pytest.approx(sum(d["final"]["eval/gold_reward"] for d in defaults) / 2)
+        assert tuned["n"] == 2 and tuned["test metric"] == "eval/gold_reward"
+
+    compute = pd.read_csv(out / "results" / "tuning_compute.csv")
+    assert list(compute["trials"]) == [2, 2, 2] and set(compute["budget per trial"]) == {5e9}
+    readme = (out / "results" / "README.md").read_text()
+    assert "## Tuned against default settings" in readme and "rlhf-bench-tune task=sentiment" in readme
+    assert json.loads((out / "protocol.json").read_text())["wall_s"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tune.trails=3"], "tune.trails"),
+    (["tune.trials=0"], "tune.trials and tune.seeds must be >= 1"),
+    (["tune.algos=[ppo,sac]"], "no search space (conf/tune/<algo>.yaml) for sac"),
+    (["seed=3"], "'seed=3': give key=value overrides for every run"),
+])  # fmt: skip
+def test_bad_tune_arguments_fail_in_one_line_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert tune_main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing was run or written
+
+
+def test_objective_of_a_search_without_a_finished_trial_is_none(tmp_path):
+    from bench.results.tuning import best_trial
+
+    trials = pd.DataFrame({"objective_value": [math.nan, math.nan]})
+    assert best_trial(trials) is None
