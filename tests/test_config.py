@@ -107,8 +107,9 @@ def test_help_is_the_apps_own_and_lists_every_option_and_key():
 
     shown = _cli("--help")
     assert shown.returncode == 0 and "schema" not in shown.stdout
-    for group in ("algo", "task", "model", "budget"):
+    for group in ("algo", "task", "model", "budget", "+tune"):
         line = next(line for line in shown.stdout.splitlines() if line.strip().startswith(group))
+        group = group.lstrip("+")
         assert all(p.stem in line for p in (CONF / group).glob("*.yaml")), line
     keys = {f.name for f in fields(Config)} - {"algo", "task", "model", "budget"}
     assert all(f"{k}=" in shown.stdout or f"{k}.*" in shown.stdout for k in keys), keys

@@ -52,6 +52,10 @@ def test_tune_gives_every_algorithm_the_same_trials_and_reports_test_scores_only
         assert default["test"] == pytest.approx(sum(d["final"]["eval/gold_reward"] for d in defaults) / 2)
         assert tuned["n"] == 2 and tuned["test metric"] == "eval/gold_reward"
 
+        # the results tool reads the search alone and names its best configuration
+        shown = subprocess.run([sys.executable, "-m", "bench.results", str(out / "search" / algo)], capture_output=True, text=True)
+        assert f"best of 2 trials, val/gold_reward {max(vals):.4f} ({best['run_dir']})" in shown.stdout, shown.stderr[-2000:]
+
     compute = pd.read_csv(out / "results" / "tuning_compute.csv")
     assert list(compute["trials"]) == [2, 2, 2] and set(compute["budget per trial"]) == {5e9}
     readme = (out / "results" / "README.md").read_text()

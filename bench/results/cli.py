@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.results.load import load_runs, load_summaries, load_wandb
 from bench.results.report import write_results, write_tuning
-from bench.results.tuning import is_tune_dir
+from bench.results.tuning import describe_best, is_search_dir, is_tune_dir
 
 log = logging.getLogger("rlhf-bench-results")
 
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(tables["tuned"].to_markdown(index=False))
     else:
         print(tables["paper"].to_markdown(index=False))
+    for search in [p for p in args.paths if is_search_dir(p)]:
+        print(describe_best(search))
     print(f"rlhf-bench-results: tables and plots in {out}")
     return 0
 

@@ -40,7 +40,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
             done = done.assign(**{"memory/peak_bytes": done[peak_cols].max(axis=1)})
         if model_cols:
             done = done.assign(**{"memory/models_bytes": done[model_cols].fillna(0).sum(axis=1)})
-        for metric in [m for m in FINAL_METRICS + ["wall_s", "memory/peak_bytes", "memory/models_bytes"] if m in done.columns]:
+        for metric in [m for m in FINAL_METRICS + ["data/epochs", "wall_s", "memory/peak_bytes", "memory/models_bytes"] if m in done.columns]:
             row[metric], row[f"{metric} ±"], _ = group_interval(done, metric)
         rows.append(row)
     return pd.DataFrame(rows, columns=_columns(rows, keys))
@@ -49,7 +49,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 MIB = 2**20
 PAPER_COLUMNS = {  # metric -> (header, decimals, scale)
     "eval/gold_reward": ("gold reward", 3, 1), "eval/accuracy": ("accuracy", 3, 1), "eval/proxy_reward": ("proxy reward", 2, 1),
-    "eval/kl_to_ref": ("KL to ref", 1, 1), "eval/win_rate_vs_sft": ("win rate vs SFT", 2, 1), "compute/seconds": ("train s", 0, 1),
+    "eval/kl_to_ref": ("KL to ref", 1, 1), "eval/win_rate_vs_sft": ("win rate vs SFT", 2, 1), "data/epochs": ("epochs", 1, 1),
+    "compute/seconds": ("train s", 0, 1),
     "memory/models_bytes": ("models MiB", 1, MIB), "memory/peak_bytes": ("peak MiB", 0, MIB),
 }  # fmt: skip
 

@@ -34,6 +34,23 @@ def is_tune_dir(path: str | Path) -> bool:
     return (Path(path) / "search").is_dir()
 
 
+def is_search_dir(path: str | Path) -> bool:
+    """An Optuna sweep (`rlhf-bench -m +tune=<algo>`): Hydra's Optuna sweeper leaves this file in it."""
+    return (Path(path) / "optimization_results.yaml").exists()
+
+
+def describe_best(search_dir: str | Path) -> str:
+    """The best configuration of a search, as the overrides that run it on other seeds."""
+    trials = load_trials(search_dir)
+    best = best_trial(trials) if not trials.empty else None
+    if best is None:
+        return f"{search_dir}: no trial finished"
+    return (
+        f"{search_dir}: best of {len(trials)} trials, {best['objective']} {best['objective_value']:.4f} ({best['run_dir']}); "
+        f"run it on fresh seeds with: rlhf-bench -m {' '.join(best['configuration'])} seed=1,2 stage_seed=0,1,2"
+    )
+
+
 def overrides(run_dir: str | Path) -> list[str]:
     """The Hydra overrides a run was launched with; [] for a run without them."""
     path = Path(run_dir) / ".hydra" / "overrides.yaml"
