@@ -106,7 +106,8 @@ def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path) -> None:
             log.error("%s: no trial of the search finished; no final runs (see %s)", algo, search)
         else:
             log.info("%s: best trial %s, validation %.4f", algo, best["run_dir"], best["objective_value"])
-            chosen = [o for o in best["configuration"] if o not in forwarded]
+            given = {o.split("=", 1)[0] for o in forwarded}  # the sweeper rewrites values (2e9 -> 2000000000.0): match keys
+            chosen = [o for o in best["configuration"] if o.split("=", 1)[0] not in given]
             rlhf_bench([f"hydra.sweep.dir={out / 'final' / algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *chosen, *forwarded])
         if cfg.defaults:
             rlhf_bench([f"hydra.sweep.dir={out / 'default' / algo}", f"algo={algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *forwarded])
