@@ -40,6 +40,8 @@ def build_workspace(entity: str, project: str, sweep: str | None = None) -> ws.W
                                                                 for k in ("param", "grad", "optimizer")]),
             *_curves("memory/peak_bytes/rollout", "memory/peak_bytes/update", "perf/generation_share", "perf/flops_per_s"),
         ]),  # fmt: skip
+        # what tuning chooses on (the validation prompts); the comparison above is the test prompts
+        ws.Section(name="Validation", panels=_curves("val/gold_reward", "val/accuracy")),
         ws.Section(name="Training", panels=_curves("train/loss", "train/kl", "train/entropy", "train/clip_frac", "train/grad_norm")),
     ]
     settings = ws.RunsetSettings(groupby=[ws.Metric("Group")], filters=ws.And(ws.Tags().isin([f"sweep:{sweep}"])) if sweep else "")

@@ -6,10 +6,10 @@ For each algorithm, three plain Hydra multiruns of the `rlhf-bench` app, each of
 can also run alone (the tune directory's layout is bench/results/tuning.py's):
 
     1. search   `rlhf-bench -m +tune=<algo> hydra.sweeper.n_trials=N`: Optuna over the algorithm's
-                search space (conf/tune/<algo>.yaml), every trial a full-budget run on stage seed 0
-                and trainer seed 0, scored on the validation prompts;
-    2. final    the best trial's configuration on trainer seeds 1..K (fresh: the search used 0)
-                and `tune.stage_seeds`, scored on the test prompts;
+                search space (conf/tune/<algo>.yaml), every trial a full-budget run on stage seed
+                `tune.search_stage_seed` (3) and trainer seed 0, scored on the validation prompts;
+    2. final    the best trial's configuration on trainer seeds 1..K and `tune.stage_seeds` (0, 1, 2):
+                stages and seeds the search never saw, scored on the test prompts;
     3. default  the default settings on the same seeds, the row the tuned one is compared with.
 
 Then the results tool writes the tuned table, the tuning compute and the usual tables of the
@@ -46,6 +46,9 @@ class TuneConfig:
     """K: fresh trainer seeds (1..K) of the final and default runs."""
     stage_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """Stage seeds of the final and default runs (the default comparison's)."""
+    search_stage_seed: int = 3
+    """The stage seed the search runs on: none of the final runs' (a configuration chosen on one SFT model,
+    reward model and prompt split would be tested on the same ones)."""
     algos: list[str] = field(default_factory=lambda: ["ppo", "grpo", "dpo"])
     dir: str | None = None
     """The tune directory; unset: multirun/tune/<task>_<date>_<time>."""
@@ -55,6 +58,8 @@ class TuneConfig:
     def __post_init__(self) -> None:
         if self.trials < 1 or self.seeds < 1 or not self.stage_seeds or not self.algos:
             raise ConfigError("tune.trials and tune.seeds must be >= 1, tune.stage_seeds and tune.algos non-empty")
+        if self.search_stage_seed in self.stage_seeds:
+            raise ConfigError(f"tune.search_stage_seed {self.search_stage_seed} is one of tune.stage_seeds: the final runs must not share the search's stages")
         unknown = set(self.algos) - {p.stem for p in (Path(__file__).resolve().parent / "conf" / "tune").glob("*.yaml")}
         if unknown:
             raise ConfigError(f"tune.algos: no search space (conf/tune/<algo>.yaml) for {', '.join(sorted(unknown))}")
@@ -72,8 +77,11 @@ def parse(argv: list[str]) -> tuple[TuneConfig, list[str]]:
     ours = [a.removeprefix("tune.") for a in argv if a.startswith("tune.")]
     forwarded = [a for a in argv if not a.startswith("tune.")]
     for a in forwarded:
-        if "=" not in a or a.startswith(("-", "seed=", "stage_seed=", "algo=", "+tune=", "hydra.sweep")):
-            raise ConfigError(f"{a!r}: give key=value overrides for every run; seeds, algorithms and directories are tune.* keys")
+        if "=" not in a or a.startswith(("-", "seed=", "stage_seed=", "algo=", "algo.", "+tune=", "hydra.sweep")):
+            raise ConfigError(
+                f"{a!r}: give key=value overrides for every run of every algorithm; seeds, algorithms and directories "
+                "are tune.* keys, and algo.* is each search's to choose (conf/tune/<algo>.yaml)"
+            )
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(TuneConfig), OmegaConf.from_dotlist(ours))
         return OmegaConf.to_object(cfg), forwarded
@@ -100,7 +108,7 @@ def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path) -> None:
     stage_seeds = ",".join(str(s) for s in cfg.stage_seeds)
     for algo in cfg.algos:
         search = out / "search" / algo
-        rlhf_bench([f"+tune={algo}", f"hydra.sweeper.n_trials={cfg.trials}", f"hydra.sweep.dir={search}", *forwarded])
+        rlhf_bench([f"+tune={algo}", f"hydra.sweeper.n_trials={cfg.trials}", f"stage_seed={cfg.search_stage_seed}", f"hydra.sweep.dir={search}", *forwarded])
         best = best_trial(load_trials(search))
         if best is None:
             log.error("%s: no trial of the search finished; no final runs (see %s)", algo, search)

@@ -9,7 +9,8 @@ def test_the_workspace_groups_by_configuration_and_plots_against_flops():
     built = spec(build_workspace("me", "bench", sweep="2026-11-22_default"))
     assert built["groupby"] == ["Group"]  # the run identity minus seeds: one line per configuration
     assert built["filters"] == "Metric(\"Tags\") in ['sweep:2026-11-22_default']"
-    assert set(built["sections"]) == {"Comparison", "Frontier", "Cost", "Training"}
+    assert set(built["sections"]) == {"Comparison", "Frontier", "Cost", "Validation", "Training"}
+    assert [p["y"] for p in built["sections"]["Validation"]] == [["val/gold_reward"], ["val/accuracy"]]
     lines = [p for panels in built["sections"].values() for p in panels if p["type"] == "LinePlot"]
     assert lines and all(p["x"] == "compute/flops" for p in lines) and built["x_axis"] == "compute/flops"
     comparison = [p["y"] for p in built["sections"]["Comparison"]]

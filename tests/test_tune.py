@@ -31,7 +31,7 @@ def test_tune_gives_every_algorithm_the_same_trials_and_reports_test_scores_only
     for algo in ALGOS:
         trials = _summaries(out / "search" / algo)
         # the same number of trials for every algorithm, each one run on the search seeds
-        assert len(trials) == 2 and {(t["stage_seed"], t["seed"]) for t in trials} == {(0, 0)}
+        assert len(trials) == 2 and {(t["stage_seed"], t["seed"]) for t in trials} == {(3, 0)}
         assert len({t["group"] for t in trials}) == 2  # two configurations, not one run twice
         vals = [t["final"]["val/gold_reward"] for t in trials]
         best = trials[vals.index(max(vals))]
@@ -68,6 +68,8 @@ def test_tune_gives_every_algorithm_the_same_trials_and_reports_test_scores_only
     (["tune.trials=0"], "tune.trials and tune.seeds must be >= 1"),
     (["tune.algos=[ppo,sac]"], "no search space (conf/tune/<algo>.yaml) for sac"),
     (["seed=3"], "'seed=3': give key=value overrides for every run"),
+    (["algo.lr=0.1"], "algo.* is each search's to choose"),
+    (["tune.stage_seeds=[2,3]"], "tune.search_stage_seed 3 is one of tune.stage_seeds"),
 ])  # fmt: skip
 def test_bad_tune_arguments_fail_in_one_line_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
