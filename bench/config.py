@@ -118,8 +118,10 @@ class PreferenceConfig:
 
     n_pairs: int = 8192
     """Pairs sampled (before `drop_ties`). Enough that DPO makes about two passes over them at the
-    default budget (1e11 FLOPs, small preset): with 1 024 it made 18 on sentiment and 23 on
-    arithmetic and over-fitted. Each run's summary reports DPO's epochs (`data.epochs`)."""
+    default budget (2e12 FLOPs, small preset) where few pairs tie (sentiment): with 1 024 it made
+    18 there and over-fitted. Where most pairs tie (arithmetic: 2p(1 - p) of them differ at SFT
+    accuracy p) fewer are kept and DPO makes more passes; each run's summary reports its epochs
+    (`data.epochs`) and the preference stage how many pairs it kept."""
     drop_ties: bool = True
     """Drop the pairs whose two completions have the same gold reward, as a human annotator skips a
     pair with nothing to choose between (on arithmetic: two wrong or two right answers); else the

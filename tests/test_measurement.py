@@ -119,12 +119,28 @@ def test_the_policy_is_sampled_independently_of_the_sft_baseline():
     policy.train(False)
     prompts = [f"review the {w} :" for w in ("plot", "music", "cast", "ending")] * 16
     rm = ScalarHeadModel.from_policy(policy).eval()
-    evaluators = [Evaluator(EvalConfig(batch_size=32), TASK, tok, prompts, policy, rm) for _ in range(2)]
+    evaluators = [Evaluator(EvalConfig(batch_size=32), TASK, tok, prompts, PROMPTS, policy, rm) for _ in range(2)]
     first, second = (e.evaluate(policy) for e in evaluators)
     assert first == second
     assert first["eval/gold_reward"] != evaluators[0].baseline["eval/gold_reward"]
     assert first["eval/win_rate_vs_sft"] != 0.5
     assert abs(first["eval/win_rate_vs_sft"] - 0.5) < 0.15  # the same distribution, drawn twice
+
+
+def test_the_validation_set_changes_no_test_number():
+    """eval/* (test prompts) come from their own streams: the same with any validation set; val/* are scored alike."""
+    policy, tok = _tiny()
+    rm = ScalarHeadModel.from_policy(policy).eval()
+    test = [f"review the {w} :" for w in ("plot", "music", "cast", "ending")] * 8
+    runs = [Evaluator(EvalConfig(batch_size=16), TASK, tok, test, val, policy, rm) for val in (PROMPTS, PROMPTS[:2] * 5)]
+    (a, b), (base_a, base_b) = [e.evaluate(policy) for e in runs], [e.baseline for e in runs]
+    test_keys = [k for k in a if k.startswith("eval/")]
+    assert test_keys and {k: a[k] for k in test_keys} == {k: b[k] for k in test_keys}
+    assert {k: base_a[k] for k in test_keys} == {k: base_b[k] for k in test_keys}
+    assert {k.replace("eval/", "val/") for k in test_keys} == {k for k in a if k.startswith("val/")}
+    assert a["val/gold_reward"] != b["val/gold_reward"]
+    assert runs[0].samples == runs[1].samples and len(runs[0].samples) == 16  # logged samples: test prompts only
+    assert {s["prompt"] for s in runs[0].samples} <= set(test)
 
 
 # -- 5. one meaning per name --------------------------------------------------------------

@@ -350,22 +350,24 @@ def test_latex_is_escaped_and_no_cell_reads_nan(sweep, tmp_path):
 
 
 def test_rankings_at_equal_flops_and_equal_seconds_differ_where_the_curves_cross(tmp_path):
-    """ppo: slow and ends high (0.8 at 400 FLOPs, 200 s); dpo: fast and ends lower (0.5 at 400 FLOPs, 10 s).
-    At the budget ppo ranks first; at 10 s (dpo's end, the most both reached) ppo is at 0.2 · 10 / 20 = 0.1."""
+    """Budget 400 FLOPs, both runs' last step overshooting to 440. ppo: slow, 0.2 at 200 FLOPs (20 s) and 0.8 at 440
+    (200 s); dpo: fast, 0.3 at 200 (5 s) and 0.5 at 440 (10 s). At the budget: ppo 0.2 + 0.6 · 200/240 = 0.7, dpo
+    0.3 + 0.2 · 200/240 = 0.4667. At 10 s (dpo's end, the most both reached): ppo 0.2 · 10/20 = 0.1, dpo 0.5."""
     root = tmp_path / "sweep"
+    slow, fast = [(0, 0, 0), (200, 0.2, 20), (440, 0.8, 200)], [(0, 0, 0), (200, 0.3, 5), (440, 0.5, 10)]
     for seed in (0, 1):
-        _write_run(root, f"ppo_{seed}", "ppo", seed, 0.8, curve=[(0, 0, 0), (200, 0.2, 20), (400, 0.8, 200)])
-        _write_run(root, f"dpo_{seed}", "dpo", seed, 0.5, curve=[(0, 0, 0), (200, 0.3, 5), (400, 0.5, 10)])
+        _write_run(root, f"ppo_{seed}", "ppo", seed, 0.7, curve=slow)
+        _write_run(root, f"dpo_{seed}", "dpo", seed, 0.4667, curve=fast)
     table = ranking_table(load_summaries([str(root)]).summaries, load_runs([str(root)])).set_index("algo")
     assert table.loc["ppo", "at flops"] == 400 and table.loc["ppo", "at seconds"] == 10
-    assert table.loc["ppo", "flops: mean"] == pytest.approx(0.8) and table.loc["dpo", "flops: mean"] == pytest.approx(0.5)
+    assert table.loc["ppo", "flops: mean"] == pytest.approx(0.7) and table.loc["dpo", "flops: mean"] == pytest.approx(0.3 + 0.2 * 200 / 240)
     assert table.loc["ppo", "seconds: mean"] == pytest.approx(0.1) and table.loc["dpo", "seconds: mean"] == pytest.approx(0.5)
     assert (table.loc["ppo", "flops: rank"], table.loc["ppo", "seconds: rank"]) == (1, 2)
     assert (table.loc["dpo", "flops: rank"], table.loc["dpo", "seconds: rank"]) == (2, 1)
     assert not table["agree"].any()
     # the same runs with dpo as slow as ppo: both budgets rank alike
     for seed in (0, 1):
-        _write_run(tmp_path / "same", f"ppo_{seed}", "ppo", seed, 0.8, curve=[(0, 0, 0), (200, 0.2, 20), (400, 0.8, 200)])
-        _write_run(tmp_path / "same", f"dpo_{seed}", "dpo", seed, 0.5, curve=[(0, 0, 0), (200, 0.3, 100), (400, 0.5, 200)])
+        _write_run(tmp_path / "same", f"ppo_{seed}", "ppo", seed, 0.7, curve=slow)
+        _write_run(tmp_path / "same", f"dpo_{seed}", "dpo", seed, 0.4667, curve=[(0, 0, 0), (200, 0.3, 100), (440, 0.5, 200)])
     same = str(tmp_path / "same")
     assert ranking_table(load_summaries([same]).summaries, load_runs([same]))["agree"].all()

@@ -68,6 +68,12 @@ def test_too_few_distinct_prompts_is_a_clear_error():
         prompt_splits(task, seed=0)
 
 
+@pytest.mark.parametrize("key", ["n_train", "n_eval", "n_val"])
+def test_an_empty_prompt_set_is_refused(key):
+    with pytest.raises(ConfigError, match=f"task.{key} must be >= 1, got 0"):
+        prompt_splits(build_task(SentimentConfig(name="sentiment", **{key: 0})), seed=0)
+
+
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown task 'poetry'; available: arithmetic, running_sum, sentiment"):
         build_task(SentimentConfig(name="poetry"))

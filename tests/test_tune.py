@@ -79,7 +79,7 @@ def test_bad_tune_arguments_fail_in_one_line_before_any_work(argv, message, tmp_
     assert not any(tmp_path.iterdir())  # nothing was run or written
 
 
-def test_objective_of_a_search_without_a_finished_trial_is_none(tmp_path):
+def test_a_search_without_a_finished_trial_has_no_best_trial():
     from bench.results.tuning import best_trial
 
     trials = pd.DataFrame({"objective_value": [math.nan, math.nan]})

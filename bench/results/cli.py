@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from bench.results.load import load_runs, load_summaries, load_wandb
-from bench.results.report import write_results, write_tuning
-from bench.results.tuning import describe_best, is_search_dir, is_tune_dir
+from bench.results.report import write_results, write_search, write_tuning
+from bench.results.tuning import describe_best, is_search_dir, is_tune_dir, paper_tuned
 
 log = logging.getLogger("rlhf-bench-results")
 
@@ -33,12 +33,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give run directories or --wandb ENTITY/PROJECT (one of the two)")
     if args.sweep and not args.wandb:
         parser.error("--sweep selects runs of a wandb project: give --wandb ENTITY/PROJECT")
+    searches = [p for p in args.paths if is_search_dir(p)]
+    tuning = [p for p in args.paths if is_tune_dir(p)]
+    if (searches or tuning) and len(args.paths) > 1:
+        parser.error("a search directory (an Optuna sweep) or a tune directory is read alone")
+    if searches:
+        out = Path(args.out) if args.out else Path(searches[0]) / "results"
+        print(write_search(searches[0], out).to_markdown(index=False, floatfmt=".4g"))
+        print(describe_best(searches[0]))
+        print(f"rlhf-bench-results: trials in {out}")
+        return 0
     if args.wandb:
         runs, curves = load_wandb(args.wandb, sweep=args.sweep)
     else:
-        tuning = [p for p in args.paths if is_tune_dir(p)]
-        if tuning and len(args.paths) > 1:
-            parser.error("a tune directory is read alone")
         # a tune directory: the tables of its final and default runs (the search trials are not results)
         paths = [str(Path(tuning[0]) / part) for part in ("final", "default")] if tuning else args.paths
         runs, curves = load_summaries(paths), load_runs(paths)
@@ -52,13 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out = default_out(list(runs.summaries["run_dir"]))
     tables = write_results(runs, curves, out, args.paths or [f"--wandb {args.wandb}"])
-    if not args.wandb and tuning:
+    if tuning:
         tables |= write_tuning(tuning[0], out)
-        print(tables["tuned"].to_markdown(index=False))
+        print(paper_tuned(tables["tuned"]).to_markdown(index=False))
     else:
         print(tables["paper"].to_markdown(index=False))
-    for search in [p for p in args.paths if is_search_dir(p)]:
-        print(describe_best(search))
     print(f"rlhf-bench-results: tables and plots in {out}")
     return 0
 

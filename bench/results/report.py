@@ -21,7 +21,7 @@ from bench.results.tables import (
     ranking_table,
     summary_table,
 )  # fmt: skip
-from bench.results.tuning import paper_tuned, tuned_table, tuning_compute_table
+from bench.results.tuning import describe_best, paper_tuned, trials_table, tuned_table, tuning_compute_table
 from bench.tune import PROTOCOL
 
 
@@ -180,3 +180,18 @@ def write_tuning(tune_dir: str | Path, out: Path) -> dict[str, pd.DataFrame]:
     head, _, rest = readme.read_text().partition("\n## ")
     readme.write_text(head + "\n" + "\n".join(lines) + "\n## " + rest)
     return tables
+
+
+def write_search(search_dir: str | Path, out: Path) -> pd.DataFrame:
+    """A search's own results: its trials (searched parameters, status, validation score) and its best
+    configuration. No test score: those are measured by the final runs only."""
+    out.mkdir(parents=True, exist_ok=True)
+    trials = trials_table(search_dir)
+    _write_table(trials, out, "trials")
+    lines = [
+        "# Search", "", f"Regenerate: `rlhf-bench-results {search_dir} --out {out}`", "", describe_best(search_dir), "",
+        "Trials, best validation score first (test scores of a search are not results and are not shown):", "",
+        trials.to_markdown(index=False, floatfmt=".4g") if not trials.empty else "(no trials)",
+    ]  # fmt: skip
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    return trials

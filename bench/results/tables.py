@@ -64,7 +64,7 @@ def _cell(mean: float, ci: float, decimals: int, scale: float = 1) -> str:
 
 def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as a paper shows it: one `mean ± 95 % CI` cell per metric, n and what the interval covers."""
-    head = [c for c in summary.columns if c not in ("n", "covers") and not c.startswith(("eval/", "compute/", "memory/", "wall_s"))]
+    head = [c for c in summary.columns if c not in ("n", "covers") and not c.startswith(("eval/", "compute/", "data/", "memory/", "wall_s"))]
     head = [c for c in head if c not in ("runs", "diverged", "failed")]
     table = summary[head + ["n", "covers"]].copy()
     for metric, (name, decimals, scale) in PAPER_COLUMNS.items():
@@ -104,10 +104,12 @@ def compute_matched_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFr
 
 
 def _budget_flops(run, curve: pd.DataFrame) -> float:
-    budget = getattr(run, "budget", None)
-    if isinstance(budget, dict) and budget.get("unit") == "flops":
-        return float(budget["amount"])
-    return float(curve["compute/flops"].max())  # seconds/steps budgets: the FLOPs the run actually spent
+    return _budget_point(getattr(run, "budget", None), "flops", curve["compute/flops"].max())
+
+
+def _budget_point(budget, unit: str, otherwise: float) -> float:
+    """The budget's amount where it is in `unit`, else `otherwise` (for seconds/steps budgets: what was actually spent)."""
+    return float(budget["amount"]) if isinstance(budget, dict) and budget.get("unit") == unit else float(otherwise)
 
 
 def memory_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -183,6 +185,4 @@ def ranking_table(runs: pd.DataFrame, curves: pd.DataFrame, metric: str = "eval/
 
 def _common_point(runs: pd.DataFrame, curves: pd.DataFrame, unit: str, axis: str) -> float:
     budget = runs["budget"].iloc[0] if "budget" in runs else None
-    if isinstance(budget, dict) and budget.get("unit") == unit:
-        return float(budget["amount"])
-    return float(curves.groupby("run_dir")[axis].max().min())
+    return _budget_point(budget, unit, curves.groupby("run_dir")[axis].max().min())  # the shortest run's end

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from bench.results.load import load_summaries
 from bench.results.stats import coverage, group_interval
 from bench.results.tables import _cell, _finished
+from bench.tune import TuneConfig
 
 PARTS = ("search", "final", "default")
 NOT_A_SETTING = ("seed", "stage_seed", "+tune", "hydra.")
@@ -45,9 +46,12 @@ def describe_best(search_dir: str | Path) -> str:
     best = best_trial(trials) if not trials.empty else None
     if best is None:
         return f"{search_dir}: no trial finished"
+    fresh = TuneConfig()  # rlhf-bench-tune's final seeds
+    seeds = ",".join(str(s) for s in range(1, fresh.seeds + 1))
     return (
         f"{search_dir}: best of {len(trials)} trials, {best['objective']} {best['objective_value']:.4f} ({best['run_dir']}); "
-        f"run it on fresh seeds with: rlhf-bench -m {' '.join(best['configuration'])} seed=1,2 stage_seed=0,1,2"
+        f"run it on fresh seeds with: rlhf-bench -m {' '.join(best['configuration'])} seed={seeds} "
+        f"stage_seed={','.join(map(str, fresh.stage_seeds))}"
     )
 
 
@@ -82,11 +86,24 @@ def best_trial(trials: pd.DataFrame) -> pd.Series | None:
     return None if scored.empty else scored.loc[scored["objective_value"].idxmax()]
 
 
-def searched(trials: pd.DataFrame, best: pd.Series) -> dict[str, str]:
-    """The best trial's values of the overrides that differ between the trials: the parameters the search chose."""
-    values = [dict(o.split("=", 1) for o in c) for c in trials["configuration"]]
-    varying = {k for v in values for k in v if len({w.get(k) for w in values}) > 1}
-    return {k: v for k, v in (o.split("=", 1) for o in best["configuration"]) if k in varying}
+def searched(trials: pd.DataFrame, best: pd.Series, search_dir: str | Path) -> dict[str, str]:
+    """The best trial's values of the searched parameters: the search space's names as the Optuna sweeper
+    recorded them (`optimization_results.yaml`), else the overrides that differ between the trials."""
+    results = Path(search_dir) / "optimization_results.yaml"
+    if results.exists():
+        names = set(OmegaConf.load(results).get("best_params", {}))
+    else:
+        values = [dict(o.split("=", 1) for o in c) for c in trials["configuration"]]
+        names = {k for v in values for k in v if len({w.get(k) for w in values}) > 1}
+    return {k: v for k, v in (o.split("=", 1) for o in best["configuration"]) if k in names}
+
+
+def one_protocol(runs: pd.DataFrame, where: Path) -> None:
+    """Refuse a directory that mixes protocols (another budget, task or configuration run into the same place):
+    a best trial or an interval taken across them would compare different computations."""
+    for key in ("task", "budget"):
+        if runs[key].map(str).nunique() > 1:
+            raise ValueError(f"{where} holds runs of several {key}s ({', '.join(sorted(runs[key].map(str).unique()))}): one protocol per tune directory")
 
 
 def _test_metric(objective: str) -> str:
@@ -105,32 +122,40 @@ def _format_params(params: dict[str, str]) -> str:
 
 def tuned_table(tune_dir: str | Path) -> pd.DataFrame:
     """Per task × algorithm, a `tuned` and a `default` row: trials, the best parameters and their validation score,
-    and the test score (mean ± 95 % interval over the final runs, n and what it covers)."""
+    and the test score (mean ± 95 % interval over the finished final runs, n and what it covers; `runs` counts
+    them all, diverged and failed included)."""
     tune_dir = Path(tune_dir)
     rows = []
     for search_dir in sorted(p for p in (tune_dir / "search").glob("*") if p.is_dir()):
         trials = load_trials(search_dir)
         if trials.empty:
             continue
-        for (task, algo), of_algo in trials.groupby(["task", "algo"]):
-            best = best_trial(of_algo)
-            metric = _test_metric(of_algo["objective"].iloc[0])
-            base = {"task": task, "algo": algo, "objective": of_algo["objective"].iloc[0]}
-            for setting in ("tuned", "default"):
-                runs = load_summaries([str(tune_dir / ("final" if setting == "tuned" else setting) / algo)]).summaries
-                runs = _finished(runs) if not runs.empty else runs
-                mean, ci, _ = group_interval(runs, metric) if not runs.empty else (math.nan, math.nan, 0)
-                n, covers = coverage(runs["stage_seed"]) if not runs.empty else (0, "")
-                row = base | {"setting": setting}
-                if setting == "tuned":
-                    row |= {
-                        "trials": len(of_algo), "trials_finished": int((of_algo["status"] == "finished").sum()),
-                        "best": _format_params(searched(of_algo, best)) if best is not None else "(no trial finished)",
-                        "val": best["objective_value"] if best is not None else math.nan,
-                    }  # fmt: skip
-                else:
-                    row |= {"trials": 0, "trials_finished": 0, "best": "(defaults)", "val": math.nan}
-                rows.append(row | {"test": mean, "test ±": ci, "test metric": metric, "n": n, "covers": covers})
+        one_protocol(trials, search_dir)
+        best = best_trial(trials)
+        task, algo, objective = trials["task"].iloc[0], trials["algo"].iloc[0], trials["objective"].iloc[0]
+        metric = _test_metric(objective)
+        for setting in ("tuned", "default"):
+            where = tune_dir / ("final" if setting == "tuned" else setting) / search_dir.name
+            runs = load_summaries([str(where)]).summaries if where.exists() else pd.DataFrame()
+            if setting == "tuned":
+                # only the best configuration's runs: a directory may also hold an earlier protocol's pick
+                runs = runs[runs["group"] == best["group"]] if best is not None and not runs.empty else runs.iloc[0:0]
+                head = {
+                    "trials": len(trials), "trials_finished": int((trials["status"] == "finished").sum()),
+                    "best": _format_params(searched(trials, best, search_dir)) if best is not None else "(no trial finished)",
+                    "val": best["objective_value"] if best is not None else math.nan,
+                }  # fmt: skip
+            else:
+                if not runs.empty and runs["group"].nunique() > 1:
+                    raise ValueError(f"{where} holds runs of several configurations: one protocol per tune directory")
+                head = {"trials": 0, "trials_finished": 0, "best": "(defaults)", "val": math.nan}
+            done = _finished(runs) if not runs.empty else runs
+            mean, ci, _ = group_interval(done, metric) if not done.empty else (math.nan, math.nan, 0)
+            n, covers = coverage(done["stage_seed"]) if not done.empty else (0, "")
+            rows.append({"task": task, "algo": algo, "objective": objective, "setting": setting} | head | {
+                "test": mean, "test ±": ci, "test metric": metric, "n": n, "covers": covers, "runs": len(runs),
+                "not finished": len(runs) - len(done),
+            })  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -143,16 +168,35 @@ def paper_tuned(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def tuning_compute_table(tune_dir: str | Path) -> pd.DataFrame:
-    """Per task × algorithm: the trials of its search and what they spent, in FLOPs (the budget's meter,
-    overshoot of the last step included) and wall seconds. Equal FLOPs by construction: every trial runs
-    at the same budget."""
+    """Per task × algorithm: the trials of its search and what they cost. `flops budgeted` is trials × budget,
+    the same for every algorithm by construction; `flops spent` adds each finished trial's overshoot of its
+    last step (a trial that did not finish spent less and is counted as `not finished`)."""
     rows = []
     for search_dir in sorted(p for p in (Path(tune_dir) / "search").glob("*") if p.is_dir()):
         trials = load_trials(search_dir)
-        for (task, algo), of_algo in trials.groupby(["task", "algo"]) if not trials.empty else []:
-            rows.append({
-                "task": task, "algo": algo, "trials": len(of_algo),
-                "budget per trial": of_algo["budget"].iloc[0]["amount"], "unit": of_algo["budget"].iloc[0]["unit"],
-                "flops spent": of_algo["compute/flops_spent"].sum(), "wall s": of_algo["wall_s"].sum(),
-            })  # fmt: skip
+        if trials.empty:
+            continue
+        one_protocol(trials, search_dir)
+        budget = trials["budget"].iloc[0]
+        rows.append({
+            "task": trials["task"].iloc[0], "algo": trials["algo"].iloc[0], "trials": len(trials),
+            "not finished": int((trials["status"] != "finished").sum()), "unit": budget["unit"],
+            "budget per trial": budget["amount"], "budgeted": len(trials) * budget["amount"],
+            "flops spent": trials["compute/flops_spent"].sum(), "wall s": trials["wall_s"].sum(),
+        })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def trials_table(search_dir: str | Path) -> pd.DataFrame:
+    """One row per trial of a search: its searched parameters, status and validation score, best first.
+    Validation only: a search's test scores (`eval/*`) are not results and are not shown."""
+    trials = load_trials(search_dir)
+    if trials.empty:
+        return trials
+    best = best_trial(trials)
+    rows = [
+        {"trial": Path(t["run_dir"]).name, "params": _format_params(searched(trials, t, search_dir)), "status": t["status"],
+         t["objective"]: t["objective_value"], "best": best is not None and t["run_dir"] == best["run_dir"]}
+        for _, t in trials.iterrows()
+    ]  # fmt: skip
+    return pd.DataFrame(rows).sort_values(trials["objective"].iloc[0], ascending=False, na_position="last")

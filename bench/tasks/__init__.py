@@ -57,6 +57,9 @@ def prompt_splits(task: Task, seed: int) -> PromptSplits:
     """Disjoint train, test and validation prompts, the same for every run with this task and seed.
 
     Drawn in that order from one stream, so the train and test prompts do not depend on `n_val`."""
+    for key in ("n_train", "n_eval", "n_val"):
+        if getattr(task.cfg, key) < 1:
+            raise ConfigError(f"task.{key} must be >= 1, got {getattr(task.cfg, key)}")
     rng = random.Random(f"{task.cfg.name}-prompts-{seed}")
     seen: set[str] = set()
     prompts: list[str] = []
