@@ -84,3 +84,14 @@ def test_a_search_without_a_finished_trial_has_no_best_trial():
 
     trials = pd.DataFrame({"objective_value": [math.nan, math.nan]})
     assert best_trial(trials) is None
+
+
+def test_rankings_say_whether_tuning_changed_the_order():
+    from bench.results.tuning import rankings
+
+    table = pd.DataFrame({
+        "task": ["t"] * 4 + ["u"] * 2, "algo": ["ppo", "ppo", "dpo", "dpo", "ppo", "ppo"],
+        "setting": ["tuned", "default"] * 3, "test": [0.5, 0.2, 0.4, 0.3, 0.1, math.nan],
+    })  # fmt: skip
+    # u has no default score: no line for it
+    assert rankings(table) == ["t: tuned ppo > dpo; default settings dpo > ppo (the order changed)."]

@@ -21,7 +21,7 @@ from bench.results.tables import (
     ranking_table,
     summary_table,
 )  # fmt: skip
-from bench.results.tuning import describe_best, paper_tuned, trials_table, tuned_table, tuning_compute_table
+from bench.results.tuning import describe_best, paper_tuned, rankings, trials_table, tuned_table, tuning_compute_table
 from bench.tune import PROTOCOL
 
 
@@ -168,6 +168,8 @@ def write_tuning(tune_dir: str | Path, out: Path) -> dict[str, pd.DataFrame]:
         "(mean ± 95 % interval, n and what it covers).",
         "",
         paper_tuned(tables["tuned"]).to_markdown(index=False),
+        "",
+        *[f"- {line}" for line in rankings(tables["tuned"])],
         "",
         "Tuning compute per algorithm (every trial runs at the same budget, so equal by construction):",
         "",

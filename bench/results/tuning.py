@@ -200,3 +200,18 @@ def trials_table(search_dir: str | Path) -> pd.DataFrame:
         for _, t in trials.iterrows()
     ]  # fmt: skip
     return pd.DataFrame(rows).sort_values(trials["objective"].iloc[0], ascending=False, na_position="last")
+
+
+def rankings(table: pd.DataFrame) -> list[str]:
+    """Per task, the algorithms ordered by test mean under tuned and under default settings, and whether the
+    order changed (means only: the tuned table's intervals say which gaps are real)."""
+    lines = []
+    for task, of_task in table.groupby("task", sort=True):
+        orders = {
+            setting: " > ".join(rows.sort_values("test", ascending=False)["algo"])
+            for setting, rows in of_task.dropna(subset=["test"]).groupby("setting")
+        }
+        if len(orders) == 2:
+            same = "the same order" if orders["tuned"] == orders["default"] else "the order changed"
+            lines.append(f"{task}: tuned {orders['tuned']}; default settings {orders['default']} ({same}).")
+    return lines
