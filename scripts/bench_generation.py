@@ -46,7 +46,7 @@ def main() -> None:
     tokenizer = build_tokenizer(cfg, task.vocabulary)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_policy(cfg, tokenizer).to(device).eval()
-    prompts = prompt_splits(task, 0)[0][: args.batch]
+    prompts = prompt_splits(task, 0).train[: args.batch]
     # a random model rarely emits EOS: both samplers run the full max_new_tokens, a like-for-like cost
     samplers = {
         "generate": lambda: hf_generate(model, tokenizer, prompts, args.max_new_tokens),

@@ -30,12 +30,12 @@ def main(overrides: list[str]) -> None:
         device = pick_device(cfg.device)
         task = build_task(cfg.task)
         tokenizer = build_tokenizer(cfg.model, task.vocabulary)
-        train, held_out = prompt_splits(task, cfg.stage_seed)
-        stages = prepare_stages(cfg, task, tokenizer, train, device)
+        prompts = prompt_splits(task, cfg.stage_seed)
+        stages = prepare_stages(cfg, task, tokenizer, prompts.train, device)
         reference = load_policy(stages.sft).to(device).eval()
         rm = ScalarHeadModel.from_pretrained(stages.reward_model).to(device).eval()
         with torch.no_grad():
-            sft = Evaluator(cfg.eval, task, tokenizer, held_out, reference, rm).baseline
+            sft = Evaluator(cfg.eval, task, tokenizer, prompts.test, prompts.val, reference, rm).baseline
         info = stages.manifests["reward_model"]["info"]
         acc = f"{sft['eval/accuracy']:.3f}" if "eval/accuracy" in sft else "-"
         gold_order = f"{info['heldout_gold_accuracy']:.3f}" if "heldout_gold_accuracy" in info else "-"

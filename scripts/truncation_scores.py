@@ -35,8 +35,9 @@ def main(overrides: list[str], run_dir: str | None) -> None:
     device = pick_device(cfg.device)
     task = build_task(cfg.task)
     tokenizer = build_tokenizer(cfg.model, task.vocabulary)
-    train, held_out = prompt_splits(task, cfg.stage_seed)
-    stages = prepare_stages(cfg, task, tokenizer, train, device)
+    prompts = prompt_splits(task, cfg.stage_seed)
+    held_out = prompts.test
+    stages = prepare_stages(cfg, task, tokenizer, prompts.train, device)
     policy = load_policy(stages.sft).to(device).eval()
     if run_dir:
         policy.load_state_dict(torch.load(f"{run_dir}/checkpoint.pt", weights_only=False)["trainer"]["policy"])
