@@ -60,17 +60,53 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     gets zeros, never NaN.
     """
     _check("scale", scale, ADVANTAGE_SCALES)
-    if group_size < 2:
-        raise ValueError(f"group_size must be >= 2 for a group baseline, got {group_size}")
-    if rewards.ndim != 1 or rewards.numel() % group_size:
-        raise ValueError(f"rewards must be 1-D with a multiple of group_size {group_size} entries, got shape {tuple(rewards.shape)}")
-    grouped = rewards.view(-1, group_size)  # [B, G]
+    grouped = _groups(rewards, group_size)  # [B, G]
     centred = (grouped - grouped.mean(-1, keepdim=True)).view(-1)  # [B*G]
     if scale == "group":
         return centred / (grouped.std(-1).repeat_interleave(group_size) + eps)
     if scale == "batch":
         return centred / (rewards.std() + eps)
     return centred
+
+
+def _groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """[B*G] rewards as [B, G], one prompt's group a row; a group needs two members for a baseline."""
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 for a group baseline, got {group_size}")
+    if rewards.ndim != 1 or rewards.numel() % group_size:
+        raise ValueError(f"rewards must be 1-D with a multiple of group_size {group_size} entries, got shape {tuple(rewards.shape)}")
+    return rewards.view(-1, group_size)
+
+
+def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """RLOO advantages (Ahmadian et al. 2024): each reward minus the mean of the other k - 1 in its group.
+
+    A_i = r_i - 1/(k-1) Σ_{j≠i} r_j = k/(k-1) · (r_i - mean_g r). Rows i*k .. i*k+k-1 of `rewards`
+    ([B*k]) are prompt i's k completions, as for `group_advantages`. The baseline of each sample
+    is independent of its own reward, so the estimator stays unbiased; a group's advantages sum to 0.
+    """
+    grouped = _groups(rewards, group_size)  # [B, k]
+    others = (grouped.sum(-1, keepdim=True) - grouped) / (group_size - 1)  # [B, k]
+    return (grouped - others).view(-1)
+
+
+def reinforce_pp_advantages(token_rewards: torch.Tensor, mask: torch.Tensor, group_size: int | None = None) -> torch.Tensor:
+    """REINFORCE++ advantages (Hu 2025): per-token reward-to-go (γ = 1), whitened over the whole batch. [B, T]
+
+    token_rewards [B, T]: PPO's per-token rewards (KL penalty everywhere, the score on the last token).
+    G_t = Σ_{s>=t} r_s, then (G - mean) / std over the masked tokens of the batch (`whiten`);
+    masked positions are 0 and do not enter the statistics.
+    group_size (the `baseline` variant, rows i*k .. i*k+k-1 one prompt's group): each sequence's
+    returns first lose its group's mean total return Σ_t r_t (OpenRLHF's reinforce_baseline takes
+    the group mean of the score; the KL penalties' group mean is subtracted here too, so the
+    baseline is the group's mean of the very return being centred), then the batch whitening.
+    """
+    rewards = token_rewards * mask
+    returns = rewards.flip(-1).cumsum(-1).flip(-1) * mask  # [B, T]: G_t
+    if group_size is not None:
+        totals = _groups(returns[:, 0], group_size)  # [B/k, k]: G_0, the whole sequence's return (completions start at 0)
+        returns = (returns - totals.mean(-1).repeat_interleave(group_size)[:, None]) * mask
+    return whiten(returns, mask)
 
 
 def gae(
@@ -100,7 +136,7 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tens
     """(x - mean) / std over the masked entries (PPO's advantage whitening)."""
     n = mask.sum()
     mean = (x * mask).sum() / n
-    var = (((x - mean) * mask) ** 2).sum() / (n - 1).clamp(min=1)
+    var = (((x - mean) * mask) ** 2).sum() / (n - 1).clamp(min=1)  # Bessel-corrected
     return (x - mean) * torch.rsqrt(var + eps) * mask
 
 

@@ -69,7 +69,9 @@ def test_dpo_rejects_unknown_loss_type():
 
 
 # ---------------------------------------------------------------- GAE
-from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, group_advantages, kl_k3, whiten  # noqa: E402
+from bench.losses import (  # noqa: E402
+    aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, group_advantages, kl_k3, reinforce_pp_advantages, rloo_advantages, whiten,
+)
 
 
 def test_gae_three_steps_by_hand():
@@ -148,6 +150,50 @@ def test_group_advantages_rejects_bad_layouts():
         group_advantages(torch.zeros(4), 1)
     with pytest.raises(ValueError, match="multiple of group_size 3"):
         group_advantages(torch.zeros(4), 3)
+
+
+# ---------------------------------------------------------------- RLOO and REINFORCE++ advantages
+def test_rloo_advantages_by_hand():
+    """k = 4, rewards [1, 0, 0, 1]: the others' means are [1/3, 2/3, 2/3, 1/3], so A = [2/3, -2/3, -2/3, 2/3]."""
+    torch.testing.assert_close(rloo_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0]), 4), torch.tensor([0.666667, -0.666667, -0.666667, 0.666667]))
+
+
+def test_rloo_advantages_are_zero_for_a_constant_group_and_sum_to_zero_per_group():
+    torch.testing.assert_close(rloo_advantages(torch.full((6,), 0.3), 3), torch.zeros(6))
+    torch.manual_seed(0)
+    a = rloo_advantages(torch.randn(5 * 4), 4)
+    torch.testing.assert_close(a.view(5, 4).sum(-1), torch.zeros(5), atol=1e-6, rtol=0)
+
+
+def test_rloo_advantages_are_k_over_k_minus_1_times_the_centred_rewards():
+    torch.manual_seed(1)
+    r = torch.randn(3 * 5)
+    torch.testing.assert_close(rloo_advantages(r, 5), 5 / 4 * group_advantages(r, 5, "none"))
+    with pytest.raises(ValueError, match="group_size must be >= 2"):
+        rloo_advantages(r, 1)
+
+
+def test_reinforce_pp_advantages_by_hand():
+    """Rows [0, 0, 1] and [0.5, 2, pad]: reward-to-go [1, 1, 1] and [2.5, 2, 0]. Over the five unmasked
+    returns the mean is 1.5 and the Bessel variance (0.25·3 + 1 + 0.25) / 4 = 0.5, so the advantages are
+    [-1/√2, -1/√2, -1/√2] and [√2, 1/√2, 0]; the 99 at the padded position never enters."""
+    rewards = torch.tensor([[0.0, 0.0, 1.0], [0.5, 2.0, 99.0]])
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0]])
+    h = 2**-0.5
+    torch.testing.assert_close(reinforce_pp_advantages(rewards, mask), torch.tensor([[-h, -h, -h], [2 * h, h, 0.0]]))
+
+
+def test_reinforce_pp_baseline_variant_on_groups_of_uneven_lengths():
+    """k = 2, groups {row 0, row 1} and {row 2, row 3} of 3, 2, 1 and 3 tokens. Returns-to-go
+    [1 1 1], [3 3 -], [2 - -], [0 0 0]; totals 1, 3 | 2, 0; group means 2 | 1. Centred: [-1 -1 -1],
+    [1 1 -], [1 - -], [-1 -1 -1]: nine values of mean -1/3 and Bessel variance 8 / 8 = 1, so the
+    whitened advantages are -1 -> -2/3 and 1 -> 4/3."""
+    rewards = torch.tensor([[0.0, 0.0, 1.0], [0.0, 3.0, 99.0], [2.0, 99.0, 99.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    lo, hi = -2 / 3, 4 / 3
+    expected = torch.tensor([[lo, lo, lo], [hi, hi, 0.0], [hi, 0.0, 0.0], [lo, lo, lo]])
+    torch.testing.assert_close(reinforce_pp_advantages(rewards, mask, group_size=2), expected)
+    assert not torch.allclose(reinforce_pp_advantages(rewards, mask), expected)  # the group baseline did something
 
 
 # ---------------------------------------------------------------- KL
