@@ -6,7 +6,8 @@ the validation prompts as `val/*` (the tuning objective, never reported as a res
     eval/gold_reward      mean gold reward (the hidden truth)
     eval/proxy_reward     mean reward-model score of the same samples
     eval/kl_to_ref        mean over samples of Σ_t (log π - log π_ref): sequence-level KL
-                          on fresh samples, never a trainer's own estimator
+                          on fresh samples, never a trainer's own estimator (best-of-N,
+                          which is no one model: the analytic log N - (N - 1)/N)
     eval/win_rate_vs_sft  P(gold(policy sample) > gold(SFT sample)) on the same prompt, ties ½
     eval/length           mean completion tokens, EOS included
     eval/accuracy         share exactly right (tasks with a checker)
@@ -26,6 +27,8 @@ tie, and the win rate is pulled toward ½. The validation set has two streams of
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
 from bench.config import EvalConfig
@@ -34,6 +37,16 @@ from bench.tasks import Task
 
 SPLITS = ("eval", "val")
 """Metric prefixes: test prompts, validation prompts."""
+
+
+class SelfSampling(Protocol):
+    """A policy that is not one model's ancestral sampling (best-of-N): it draws its own samples, on the
+    evaluator's random stream, and knows its sequence-level KL to the reference (`eval/kl_to_ref`)."""
+
+    device: torch.device
+
+    def sample(self, prompts: list[str], max_new_tokens: int, temperature: float) -> Batch: ...
+    def kl_to_ref(self, batch: Batch) -> torch.Tensor: ...  # [B]
 
 
 class Evaluator:
@@ -49,36 +62,44 @@ class Evaluator:
             # the SFT model's metrics at compute 0, scored on the samples the win rate compares against
             self.baseline |= self._score(reference, split, batches, self.sft_gold[split])
 
+    def _draw(self, policy, prompts: list[str]) -> Batch:
+        if isinstance(policy, torch.nn.Module):
+            return sample(policy, self.tokenizer, prompts, self.task.cfg.max_new_tokens, self.cfg.temperature)
+        return policy.sample(prompts, self.task.cfg.max_new_tokens, self.cfg.temperature)
+
     @torch.no_grad()
     def _samples(self, policy, split: str, seed: int) -> tuple[list[Batch], torch.Tensor]:
         prompts = self.prompts[split]
         devices = [torch.device("cuda")] if policy.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            batches = [
-                sample(policy, self.tokenizer, prompts[i : i + self.cfg.batch_size], self.task.cfg.max_new_tokens, self.cfg.temperature)
-                for i in range(0, len(prompts), self.cfg.batch_size)
-            ]
+            batches = [self._draw(policy, prompts[i : i + self.cfg.batch_size]) for i in range(0, len(prompts), self.cfg.batch_size)]
         gold = torch.tensor([self.task.gold_reward(p, c) for b in batches for p, c in zip(b.prompts, b.completions)])
         return batches, gold
 
     @torch.no_grad()
     def evaluate(self, policy) -> dict[str, float]:
-        was_training = policy.training
-        policy.eval()
+        """`policy`: the trained model, or a policy that is not one model's sampling (`SelfSampling`)."""
+        was_training = isinstance(policy, torch.nn.Module) and policy.training
+        if isinstance(policy, torch.nn.Module):
+            policy.eval()
         metrics = {}
         for i, split in enumerate(SPLITS):
             batches, gold = self._samples(policy, split, self.cfg.seed + 2 * i)
             metrics |= self._score(policy, split, batches, gold)
-        policy.train(was_training)
+        if was_training:
+            policy.train()
         return metrics
 
     def _score(self, policy, split: str, batches: list[Batch], gold: torch.Tensor) -> dict[str, float]:
         proxy, kl, length, correct = [], [], [], []
         for b in batches:
             proxy.append(reward_scores(self.reward_model, b, self.tokenizer.eos_token_id).cpu())
-            log_ratio = token_logprobs(policy, b, self.cfg.temperature) - token_logprobs(self.reference, b, self.cfg.temperature)
-            kl.append((log_ratio * b.completion_mask).sum(-1).cpu())
+            if isinstance(policy, torch.nn.Module):
+                log_ratio = token_logprobs(policy, b, self.cfg.temperature) - token_logprobs(self.reference, b, self.cfg.temperature)
+                kl.append((log_ratio * b.completion_mask).sum(-1).cpu())
+            else:
+                kl.append(policy.kl_to_ref(b).cpu())
             length.append(b.completion_mask.sum(-1).cpu())
             if self.task.has_checker:
                 correct += [self.task.correct(p, c) for p, c in zip(b.prompts, b.completions)]

@@ -7,6 +7,8 @@ hand-computed values in `tests/test_losses.py`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -90,6 +92,15 @@ def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     return (grouped - others).view(-1)
 
 
+def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """Per-token rewards of PPO and REINFORCE++, [B, T]: -β·kl_t at every completion token, the
+    sequence's score ([B]) added on its last one. `kl` [B, T] is log π_old - log π_ref, 0 where masked."""
+    rewards = -beta * kl
+    last = mask.sum(-1).long() - 1  # [B]
+    rewards[torch.arange(len(scores), device=scores.device), last] += scores
+    return rewards
+
+
 def reinforce_pp_advantages(token_rewards: torch.Tensor, mask: torch.Tensor, group_size: int | None = None) -> torch.Tensor:
     """REINFORCE++ advantages (Hu 2025): per-token reward-to-go (γ = 1), whitened over the whole batch. [B, T]
 
@@ -138,6 +149,17 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tens
     mean = (x * mask).sum() / n
     var = (((x - mean) * mask) ** 2).sum() / (n - 1).clamp(min=1)  # Bessel-corrected
     return (x - mean) * torch.rsqrt(var + eps) * mask
+
+
+def best_of_n_kl(n: int) -> float:
+    """KL(π_BoN || π) of best-of-n sampling from π: log n - (n - 1) / n (Stiennon et al. 2020, Gao et al. 2022).
+
+    Exact when the reward takes distinct values on every sample (a continuous reward); an upper
+    bound when samples tie (Beirami et al. 2024), e.g. a correct/incorrect check.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return math.log(n) - (n - 1) / n
 
 
 def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:

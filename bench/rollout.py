@@ -104,6 +104,23 @@ class Batch:
         return Batch(input_ids, attention_mask, completion_mask, self.prompt_len, self.prompts, self.completions, ended)
 
 
+def choose(candidates: list[Batch], choice: torch.Tensor, pad_token_id: int) -> Batch:
+    """Row i of `candidates[choice[i]]`: each prompt's chosen completion, in one batch. The candidates hold
+    the same prompts, encoded alike; their completions are padded to the widest first."""
+    width = max(c.completion_mask.shape[1] for c in candidates)
+
+    def padded(c: Batch) -> tuple[torch.Tensor, ...]:
+        extra = width - c.completion_mask.shape[1]
+        return F.pad(c.input_ids, (0, extra), value=pad_token_id), F.pad(c.attention_mask, (0, extra)), F.pad(c.completion_mask, (0, extra))
+
+    ids, attention, mask = (torch.stack(t) for t in zip(*map(padded, candidates)))  # [N, B, ...]
+    ended = torch.stack([c.ended for c in candidates])  # [N, B]
+    rows = torch.arange(len(choice), device=choice.device)
+    completions = [candidates[n].completions[i] for i, n in enumerate(choice.tolist())]
+    return Batch(ids[choice, rows], attention[choice, rows], mask[choice, rows], candidates[0].prompt_len,
+                 list(candidates[0].prompts), completions, ended[choice, rows])  # fmt: skip
+
+
 def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
     enc = tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False)
     return enc.input_ids.to(device), enc.attention_mask.to(device)

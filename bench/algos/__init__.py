@@ -16,14 +16,15 @@ from transformers import PreTrainedModel
 from bench.config import ConfigError, RewardSource, register
 from bench.meter import Meter
 from bench.models import ScalarHeadModel, load_policy
-from bench.phases import Phases
-from bench.rollout import Batch, reward_scores
+from bench.phases import Phases, model_bytes
+from bench.rollout import Batch, EpochSampler, reward_scores, sample
 from bench.stages import Stages
 from bench.tasks import Task
 
 
 class Trainer(Protocol):
     policy: PreTrainedModel
+    """What the evaluator samples: the trained model (or, for best-of-N, an `evaluator.SelfSampling` policy)."""
 
     def step(self) -> dict[str, float]:
         """One optimisation step: collect what it needs, update, return `train/*` metrics."""
@@ -70,6 +71,47 @@ class Context:
         return self.meter.watch(policy, "policy")
 
 
+class PolicyTrainer:
+    """What every trainer with one trained model shares (DPO, GRPO, RLOO, REINFORCE++): the policy, its
+    AdamW, the sampler over its examples (prompts, or DPO's pairs), their checkpoint state and memory.
+
+    `reference`: the trainer runs the frozen reference (a KL term, DPO's log-ratios); `rewarded`: it
+    scores samples with `ctx.rewards`, so it runs the reward model unless the reward is verifiable.
+    """
+
+    def __init__(self, ctx: Context, lr: float, examples: int, reference: bool, rewarded: bool):
+        self.ctx = ctx
+        self.policy = ctx.trainable_policy()
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=lr, weight_decay=0.0)
+        self.sampler = EpochSampler(examples, ctx.seed)
+        self.frozen = {"reference": ctx.reference} if reference else {}
+        if rewarded and ctx.reward_source == RewardSource.model:
+            self.frozen["reward_model"] = ctx.reward_model
+
+    def sample_groups(self, prompts: int, group_size: int, temperature: float) -> Batch:
+        """`group_size` completions of each of the next `prompts` training prompts, a group's rows consecutive
+        (`group_advantages`' layout)."""
+        chosen = [self.ctx.train_prompts[i] for i in self.sampler.take(prompts)]
+        return sample(self.policy, self.ctx.tokenizer, [p for p in chosen for _ in range(group_size)], self.ctx.task.cfg.max_new_tokens, temperature)
+
+    def data(self) -> dict[str, float]:
+        return self.sampler.epochs()
+
+    def memory(self) -> dict[str, float]:
+        out = model_bytes("policy", self.policy, self.optimizer)
+        for name, model in self.frozen.items():
+            out |= model_bytes(name, model)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+
+
 def resolve_reward_source(source: RewardSource, task: Task) -> RewardSource:
     if source == RewardSource.auto:
         return RewardSource.verifiable if task.has_checker else RewardSource.model
@@ -92,4 +134,4 @@ def build_trainer(cfg, ctx: Context) -> Trainer:
     return ALGOS[cfg.name](cfg, ctx)
 
 
-from bench.algos import dpo, grpo, ppo  # noqa: E402,F401  (they register themselves)
+from bench.algos import best_of_n, dpo, grpo, ppo, reinforce_pp, rloo  # noqa: E402,F401  (they register themselves)

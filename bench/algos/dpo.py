@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import datasets
 import torch
 
-from bench.algos import Context, register_algo
+from bench.algos import Context, PolicyTrainer, register_algo
 from bench.losses import dpo_loss
 from bench.optim import clip_and_step
-from bench.phases import model_bytes
-from bench.rollout import EpochSampler, make_batch, token_logprobs
+from bench.rollout import make_batch, token_logprobs
 
 
 class DPOLossType(str, enum.Enum):
@@ -44,19 +43,17 @@ class DPOConfig:
     max_grad_norm: float = 1.0
 
 
-class DPO:
+class DPO(PolicyTrainer):
     def __init__(self, cfg: DPOConfig, ctx: Context):
-        self.cfg, self.ctx = cfg, ctx
-        self.policy = ctx.trainable_policy()
-        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=0.0)
         self.pairs = datasets.load_from_disk(str(ctx.stages.pairs))
         if len(self.pairs) < cfg.batch_size:
             raise ValueError(f"algo.batch_size {cfg.batch_size} is larger than the {len(self.pairs)} preference pairs")
+        super().__init__(ctx, cfg.lr, len(self.pairs), reference=True, rewarded=False)  # the sampler goes over the pairs
+        self.cfg = cfg
         with torch.no_grad():  # reference log-probs of the fixed pairs, once
             ref = [self._logps(ctx.reference, range(i, min(i + 256, len(self.pairs)))) for i in range(0, len(self.pairs), 256)]
         self.ref_chosen = torch.cat([c for c, _ in ref])  # [N]
         self.ref_rejected = torch.cat([r for _, r in ref])  # [N]
-        self.sampler = EpochSampler(len(self.pairs), ctx.seed)
 
     def _logps(self, model, idx) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed completion log-probs of chosen and rejected, in one forward pass: ([n], [n])."""
@@ -97,24 +94,6 @@ class DPO:
         names = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
                  "logps/chosen", "logps/rejected", "grad_norm", "pairs_log_ratio"]  # fmt: skip
         return {f"train/{k}": v for k, v in zip(names, stats)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
-
-    def data(self) -> dict[str, float]:
-        return self.sampler.epochs()  # over the pairs
-
-    def memory(self) -> dict[str, float]:
-        return model_bytes("policy", self.policy, self.optimizer) | model_bytes("reference", self.ctx.reference)
-
-    def state_dict(self) -> dict:
-        return {
-            "policy": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
 
 
 register_algo("dpo", DPOConfig, DPO)

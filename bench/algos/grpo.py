@@ -32,12 +32,11 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.algos import Context, register_algo
-from bench.config import ConfigError, RewardSource
+from bench.algos import Context, PolicyTrainer, register_algo
+from bench.config import ConfigError
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, group_advantages, kl_k3, masked_mean
 from bench.optim import clip_and_step
-from bench.phases import model_bytes
-from bench.rollout import EpochSampler, sample, token_logprobs
+from bench.rollout import token_logprobs
 
 
 class AdvantageScale(str, enum.Enum):
@@ -95,12 +94,10 @@ class GRPOConfig:
             raise ConfigError(f"algo.prompts_per_step {self.prompts_per_step} is not divisible by algo.minibatches {self.minibatches}")
 
 
-class GRPO:
+class GRPO(PolicyTrainer):
     def __init__(self, cfg: GRPOConfig, ctx: Context):
-        self.cfg, self.ctx = cfg, ctx
-        self.policy = ctx.trainable_policy()
-        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-        self.sampler = EpochSampler(len(ctx.train_prompts), ctx.seed)
+        super().__init__(ctx, cfg.lr, len(ctx.train_prompts), reference=cfg.beta > 0, rewarded=True)
+        self.cfg = cfg
         self.max_len = ctx.task.cfg.max_new_tokens
 
     def step(self) -> dict[str, float]:
@@ -109,8 +106,7 @@ class GRPO:
 
         # 1. Rollout: G completions per prompt, groups in consecutive rows (group_advantages' layout).
         with ctx.phases("rollout"):
-            prompts = [ctx.train_prompts[i] for i in self.sampler.take(cfg.prompts_per_step)]
-            batch = sample(self.policy, ctx.tokenizer, [p for p in prompts for _ in range(G)], self.max_len, cfg.temperature)
+            batch = self.sample_groups(cfg.prompts_per_step, G, cfg.temperature)
             mask = batch.completion_mask  # [B*G, C]
 
         # 2. Rewards, group advantages, reference log-probs; old log-probs only when the rollout gets
@@ -160,25 +156,6 @@ class GRPO:
         }
         values = torch.stack(list(summary.values())).tolist()
         return {f"train/{k}": v for k, v in zip(summary, values)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
-
-    def data(self) -> dict[str, float]:
-        return self.sampler.epochs()  # over the prompts
-
-    def memory(self) -> dict[str, float]:
-        out = model_bytes("policy", self.policy, self.optimizer)
-        if self.cfg.beta > 0:
-            out |= model_bytes("reference", self.ctx.reference)
-        if self.ctx.reward_source == RewardSource.model:
-            out |= model_bytes("reward_model", self.ctx.reward_model)
-        return out
-
-    def state_dict(self) -> dict:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
 
 
 register_algo("grpo", GRPOConfig, GRPO)

@@ -24,7 +24,7 @@ import torch
 
 from bench.algos import Context, register_algo
 from bench.config import ConfigError, RewardSource
-from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, masked_mean, whiten
+from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, masked_mean, token_rewards, whiten
 from bench.models import ScalarHeadModel, load_policy
 from bench.optim import clip_and_step
 from bench.phases import model_bytes
@@ -100,9 +100,7 @@ class PPO:
                 values_old = sequence_values(self.critic, batch) * mask  # [B, C]
             scores = ctx.rewards(batch).float()  # [B]
             kl = (logp_old - logp_ref) * mask  # [B, C]
-            rewards = -cfg.beta * kl
-            last = mask.sum(-1).long() - 1  # [B]
-            rewards[torch.arange(len(batch)), last] += scores
+            rewards = token_rewards(scores, kl, mask, cfg.beta)  # [B, C]
             advantages, returns = gae(rewards, values_old, mask, cfg.gamma, cfg.lam)  # [B, C] each
             if cfg.whiten_advantages:
                 advantages = whiten(advantages, mask)
