@@ -16,9 +16,10 @@ def _policy_tensors(path: str) -> dict[str, torch.Tensor]:
     return load_file(glob.glob(f"{path}/model.safetensors")[0])
 
 
-@pytest.mark.parametrize("algo", ["ppo", "grpo", "dpo"])
+@pytest.mark.parametrize("algo", ["ppo", "grpo", "dpo", "rloo", "reinforce_pp"])
 def test_every_trainable_weight_changes(run_tiny, shared_cache, algo):
-    """Two optimiser steps (a steps budget; PPO takes its K·M in one iteration): every weight in the final checkpoint moved."""
+    """Two optimiser steps (a steps budget; PPO, RLOO and REINFORCE++ take several in one iteration): every weight in the
+    final checkpoint moved."""
     summary, run_dir = run_tiny(f"algo={algo}", "task=sentiment", "budget=steps", "budget.amount=2")
     assert summary["status"] == "finished", summary.get("error")
     sft = _policy_tensors(f"{shared_cache}/sft/{summary['stages']['sft']['hash']}")
@@ -46,6 +47,19 @@ def test_memory_orders_ppo_above_grpo_above_dpo(run_tiny):
     assert totals["ppo"] > totals["grpo"] > totals["dpo"]
 
 
+def test_memory_lists_the_models_each_new_algorithm_runs(run_tiny):
+    """RLOO and REINFORCE++ hold no critic; best-of-N trains nothing (no gradients, no optimiser state); on the
+    verifiable task with reward=auto none of them runs the reward model."""
+    expected = {"rloo": {"policy", "reference", "reward_model"}, "reinforce_pp": {"policy", "reference", "reward_model"},
+                "best_of_n": {"reference", "reward_model"}}  # fmt: skip
+    for algo, models in expected.items():
+        summary, _ = run_tiny(f"algo={algo}", "task=sentiment", "budget.amount=5e9", name=algo)
+        assert {k.split("/")[1] for k in summary["memory"] if k.endswith("param_bytes")} == models
+        assert sum(v for k, v in summary["memory"].items() if k.endswith(("grad_bytes", "optimizer_bytes")) and "/policy/" not in k) == 0
+        verifiable, _ = run_tiny(f"algo={algo}", *TINY_ARITHMETIC, "budget.amount=5e9", name=f"{algo}_arithmetic")
+        assert not any("/reward_model/" in k for k in verifiable["memory"])
+
+
 def test_grpo_without_kl_skips_the_reference(run_tiny):
     summary, run_dir = run_tiny("algo=grpo", "algo.beta=0", *TINY_ARITHMETIC, "budget.amount=5e9")
     assert summary["status"] == "finished", summary.get("error")
@@ -62,6 +76,10 @@ def test_grpo_without_kl_skips_the_reference(run_tiny):
         (["algo=ppo", "algo.batch_size=12", "algo.minibatches=5"], "algo.batch_size 12 is not divisible by algo.minibatches 5"),
         (["algo=grpo", "task=sentiment", "reward=verifiable"], "reward=verifiable but task sentiment has no checker"),
         (["reward=oracle"], "oracle"),
+        (["algo=rloo", "algo.group_size=1"], "algo.group_size must be >= 2"),
+        (["algo=rloo", "algo.prompts_per_step=10", "algo.minibatches=4"], "not divisible by algo.minibatches 4"),
+        (["algo=reinforce_pp", "algo.group_size=3"], "algo.batch_size 64 is not a multiple of algo.group_size 3"),
+        (["algo=best_of_n", "algo.candidates_per_step=0"], "must be >= 1"),
     ],
 )
 def test_bad_algorithm_options_are_rejected_before_work(overrides, message):

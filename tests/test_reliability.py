@@ -19,7 +19,7 @@ def _rows(run_dir):
     return [{k: v for k, v in r.items() if not k.startswith(WALL_CLOCK)} for r in rows]
 
 
-@pytest.mark.parametrize("algo", ["ppo", "grpo", "dpo"])
+@pytest.mark.parametrize("algo", ["ppo", "grpo", "dpo", "rloo", "reinforce_pp", "best_of_n"])
 def test_same_config_and_seed_give_identical_metrics(run_tiny, algo):
     first, a = run_tiny(f"algo={algo}", "budget.amount=1e10", name="a")
     second, b = run_tiny(f"algo={algo}", "budget.amount=1e10", name="b")
@@ -61,6 +61,31 @@ def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, shared_cache):
     skipped = subprocess.run(_cli(killed, shared_cache), capture_output=True, text=True, timeout=600)
     assert "run already finished with this identity" in skipped.stdout + skipped.stderr
     assert json.loads((killed / "summary.json").read_text())["wall_s"] == resumed["wall_s"]
+
+
+@pytest.mark.parametrize("algo", ["rloo", "reinforce_pp", "best_of_n"])
+def test_a_run_stopped_after_a_checkpoint_resumes_to_the_uninterrupted_one(run_tiny, monkeypatch, algo):
+    """In process (the SIGKILL test above covers the process side): the run dies right after its first checkpoint,
+    leaving it and no summary; started again, it continues from there to the very rows of a run never stopped."""
+    from bench import runner
+
+    overrides = (f"algo={algo}", "budget.amount=3e10", "checkpoint_every=0.3", "algo.prompts_per_step=32" if algo == "best_of_n" else "seed=0")
+    _, whole = run_tiny(*overrides, name="whole")
+    save = runner.save_checkpoint
+
+    def save_then_die(*args):
+        save(*args)
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(runner, "save_checkpoint", save_then_die)
+    with pytest.raises(SystemExit):
+        run_tiny(*overrides, name="stopped")
+    stopped = whole.parent / "stopped"
+    (stopped / "summary.json").unlink()  # a killed run writes none
+    monkeypatch.setattr(runner, "save_checkpoint", save)
+    resumed, _ = run_tiny(*overrides, name="stopped")
+    assert resumed["status"] == "finished" and resumed["resumed_at_iteration"] > 0
+    assert _rows(stopped) == _rows(whole)
 
 
 def test_an_absurd_learning_rate_diverges_and_the_sweep_goes_on(tmp_path, shared_cache):
