@@ -201,7 +201,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     reward: RewardSource = RewardSource.auto
-    """What PPO and GRPO are rewarded with: `model` (the cached reward model), `verifiable`
+    """What the online methods (PPO, GRPO, RLOO, REINFORCE++, best-of-N) are rewarded with: `model` (the cached reward model), `verifiable`
     (the task's own check, where it has one) or `auto` (verifiable where the task has a
     check, else the model). DPO learns from the pairs either way."""
     seed: int = 0

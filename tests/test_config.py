@@ -107,7 +107,7 @@ def test_help_is_the_apps_own_and_lists_every_option_and_key():
 
     shown = _cli("--help")
     assert shown.returncode == 0 and "schema" not in shown.stdout
-    for group in ("algo", "task", "model", "budget", "+tune"):
+    for group in ("algo", "task", "model", "budget", "+tune", "+comparison"):
         line = next(line for line in shown.stdout.splitlines() if line.strip().startswith(group))
         group = group.lstrip("+")
         assert all(p.stem in line for p in (CONF / group).glob("*.yaml")), line

@@ -15,7 +15,7 @@ from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 from bench.results.groups import distinguishing_keys, groups, label  # noqa: E402
 from bench.results.stats import group_interval, interpolate_at  # noqa: E402
 
-COLORS = {"ppo": "tab:blue", "grpo": "tab:orange", "dpo": "tab:green"}
+COLORS = {"ppo": "tab:blue", "grpo": "tab:orange", "dpo": "tab:green", "rloo": "tab:red", "reinforce_pp": "tab:purple", "best_of_n": "tab:brown"}
 LINESTYLES = ("-", "--", ":", "-.")  # the groups of one algorithm share its colour and differ in line
 
 
