@@ -2,6 +2,7 @@
 
 import json
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -64,13 +65,13 @@ def test_best_of_n_gold_reward_rises_with_n_on_the_preference_task(run_tiny):
     evals = {r["compute/steps"]: r for r in rows if "eval/gold_reward" in r and r["compute/steps"] > 0}  # N = steps
     assert sorted(evals) == list(range(1, 33))
     proxy = [evals[n]["eval/proxy_reward"] for n in sorted(evals)]
-    assert all(b >= a for a, b in zip(proxy, proxy[1:]))
+    assert all(b >= a for a, b in pairwise(proxy))
     gold = [evals[n]["eval/gold_reward"] for n in (1, 2, 4, 8, 16, 32)]
-    assert all(b >= a for a, b in zip(gold, gold[1:])), gold
+    assert all(b >= a for a, b in pairwise(gold)), gold
     assert gold[-1] > gold[0] + 0.1
     for n, row in evals.items():
         assert row["eval/kl_to_ref"] == pytest.approx(best_of_n_kl(n))
     assert summary["data"] == {"examples": 16, "epochs": 32.0}
     train = [r for r in rows if "train/n" in r]
     assert [r["train/n"] for r in train] == list(range(1, 33))
-    assert all(b["train/reward"] >= a["train/reward"] for a, b in zip(train, train[1:]))  # its own prompts' best, too
+    assert all(b["train/reward"] >= a["train/reward"] for a, b in pairwise(train))  # its own prompts' best, too

@@ -69,8 +69,17 @@ def test_dpo_rejects_unknown_loss_type():
 
 
 # ---------------------------------------------------------------- GAE
-from bench.losses import (  # noqa: E402
-    aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, group_advantages, kl_k3, reinforce_pp_advantages, rloo_advantages, whiten,
+from bench.losses import (
+    aggregate,
+    clip_fraction,
+    clipped_surrogate,
+    clipped_value_loss,
+    gae,
+    group_advantages,
+    kl_k3,
+    reinforce_pp_advantages,
+    rloo_advantages,
+    whiten,
 )
 
 

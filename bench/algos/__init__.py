@@ -112,6 +112,12 @@ class PolicyTrainer:
         self.sampler.load_state_dict(state["sampler"])
 
 
+def train_metrics(values: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """A step's `train/*` metrics from its scalar tensors, in one host sync, with the learning rate."""
+    floats = torch.stack(list(values.values())).tolist()
+    return {f"train/{k}": v for k, v in zip(values, floats)} | {"train/lr": optimizer.param_groups[0]["lr"]}
+
+
 def resolve_reward_source(source: RewardSource, task: Task) -> RewardSource:
     if source == RewardSource.auto:
         return RewardSource.verifiable if task.has_checker else RewardSource.model

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import datasets
 import torch
 
-from bench.algos import Context, PolicyTrainer, register_algo
+from bench.algos import Context, PolicyTrainer, register_algo, train_metrics
 from bench.losses import dpo_loss
 from bench.optim import clip_and_step
 from bench.rollout import make_batch, token_logprobs
@@ -84,16 +84,14 @@ class DPO(PolicyTrainer):
 
         # 4. Metrics (TRL's names), one host sync.
         margins = chosen_rewards - rejected_rewards
-        stats = torch.stack([
-            loss.detach(), chosen_rewards.mean(), rejected_rewards.mean(), margins.mean(),
-            (margins > 0).float().mean(), chosen.detach().mean(), rejected.detach().mean(), grad_norm,
+        return train_metrics({
+            "loss": loss.detach(), "rewards/chosen": chosen_rewards.mean(), "rewards/rejected": rejected_rewards.mean(),
+            "rewards/margins": margins.mean(), "rewards/accuracies": (margins > 0).float().mean(),
+            "logps/chosen": chosen.detach().mean(), "logps/rejected": rejected.detach().mean(), "grad_norm": grad_norm,
             # Σ_t (log π - log π_ref) on the training pairs, chosen and rejected averaged. Not `train/kl`:
             # on pairs sampled from π_ref it estimates -KL(π_ref‖π) (≤ 0), not PPO's and GRPO's KL(π‖π_ref)
-            ((chosen - ref_chosen + rejected - ref_rejected) / 2).detach().mean(),
-        ]).tolist()  # fmt: skip
-        names = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                 "logps/chosen", "logps/rejected", "grad_norm", "pairs_log_ratio"]  # fmt: skip
-        return {f"train/{k}": v for k, v in zip(names, stats)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
+            "pairs_log_ratio": ((chosen - ref_chosen + rejected - ref_rejected) / 2).detach().mean(),
+        }, self.optimizer)  # fmt: skip
 
 
 register_algo("dpo", DPOConfig, DPO)

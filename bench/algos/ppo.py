@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.algos import Context, register_algo
+from bench.algos import Context, register_algo, train_metrics
 from bench.config import ConfigError, RewardSource
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, masked_mean, token_rewards, whiten
 from bench.models import ScalarHeadModel, load_policy
@@ -145,8 +145,7 @@ class PPO:
             "explained_variance": explained_var,
             "completion_length": mask.sum(-1).mean(),
         }
-        values = torch.stack(list(summary.values())).tolist()
-        return {f"train/{k}": v for k, v in zip(summary, values)} | {"train/lr": self.actor_opt.param_groups[0]["lr"]}
+        return train_metrics(summary, self.actor_opt)
 
     def data(self) -> dict[str, float]:
         return self.sampler.epochs()  # over the prompts

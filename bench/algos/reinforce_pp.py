@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.algos import Context, PolicyTrainer, register_algo
+from bench.algos import Context, PolicyTrainer, register_algo, train_metrics
 from bench.config import ConfigError
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, masked_mean, reinforce_pp_advantages, token_rewards
 from bench.optim import clip_and_step
@@ -114,8 +114,7 @@ class ReinforcePP(PolicyTrainer):
             "advantages/std": advantages[mask.bool()].std(),
             "completion_length": mask.sum(-1).mean(),
         }
-        values = torch.stack(list(summary.values())).tolist()
-        return {f"train/{k}": v for k, v in zip(summary, values)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
+        return train_metrics(summary, self.optimizer)
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"shuffle": self.shuffle.get_state()}

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.algos import Context, PolicyTrainer, register_algo
+from bench.algos import Context, PolicyTrainer, register_algo, train_metrics
 from bench.config import ConfigError
 from bench.losses import clip_fraction, clipped_surrogate, masked_mean, rloo_advantages, whiten
 from bench.optim import clip_and_step
@@ -120,8 +120,7 @@ class RLOO(PolicyTrainer):
             "advantages/std": advantages.std(),
             "completion_length": mask.sum(-1).mean(),
         }
-        values = torch.stack(list(summary.values())).tolist()
-        return {f"train/{k}": v for k, v in zip(summary, values)} | {"train/lr": self.optimizer.param_groups[0]["lr"]}
+        return train_metrics(summary, self.optimizer)
 
 
 register_algo("rloo", RLOOConfig, RLOO)
