@@ -192,16 +192,34 @@ def sample(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens
     )  # fmt: skip
 
 
+LOGPROB_CHUNK_BYTES = 64 * 2**20
+"""How many bytes of float32 [rows, C, V] log-probabilities `token_logprobs` holds at once."""
+
+
 def token_logprobs(model: PreTrainedModel, batch: Batch, temperature: float = 1.0, with_entropy: bool = False):
-    """log π(c_t | prompt, c_<t) for every completion position: [B, C] (and the entropy, [B, C])."""
+    """log π(c_t | prompt, c_<t) for every completion position: [B, C] (and the entropy, [B, C], a metric: no gradient).
+
+    The float32 log-softmax over the vocabulary is taken a chunk of rows at a time (`LOGPROB_CHUNK_BYTES`)
+    and the entropy in the same chunk, so outside autograd the memory beyond the model's own logits is
+    one chunk, not the [B, C, V] log-softmax plus its exp() for the entropy (at a 49 k vocabulary and
+    64 × 512 tokens, 6.4 GB each). Under autograd the log-softmax of every chunk is kept for the backward
+    pass, as it must be. Per row it is the very computation of the unchunked form, so the values are
+    identical to it bit for bit (`scripts/logprob_memory.py` measures the memory).
+    """
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids).logits
-    logits = logits[:, batch.prompt_len - 1 : -1].float() / temperature  # [B, C, V]: position t predicts token t+1
-    logp_all = F.log_softmax(logits, -1)
-    logp = logp_all.gather(-1, batch.input_ids[:, batch.prompt_len :, None]).squeeze(-1)  # [B, C]
+    logits = logits[:, batch.prompt_len - 1 : -1]  # [B, C, V] in the model's dtype: position t predicts token t+1
+    targets = batch.input_ids[:, batch.prompt_len :, None]  # [B, C, 1]
+    rows = max(1, LOGPROB_CHUNK_BYTES // (4 * logits.shape[1] * logits.shape[2]))
+    logp, entropy = [], []
+    for start in range(0, logits.shape[0], rows):
+        logp_all = F.log_softmax(logits[start : start + rows].float() / temperature, -1)  # [rows, C, V]
+        logp.append(logp_all.gather(-1, targets[start : start + rows]).squeeze(-1))
+        if with_entropy:
+            with torch.no_grad():
+                entropy.append(-(logp_all.exp() * logp_all).sum(-1))
     if not with_entropy:
-        return logp
-    entropy = -(logp_all.exp() * logp_all).sum(-1)  # [B, C]
-    return logp, entropy
+        return torch.cat(logp)
+    return torch.cat(logp), torch.cat(entropy)
 
 
 def sequence_values(model, batch: Batch) -> torch.Tensor:

@@ -59,3 +59,29 @@ def test_sampled_batch_has_consistent_masks_and_texts():
     special = torch.tensor(tok.all_special_ids)
     words = [int((torch.isin(c, special, invert=True) & m.bool()).sum()) for m, c in zip(batch.completion_mask, comp)]
     assert [len(t.split()) for t in batch.completions] == words
+
+
+def test_chunked_log_probs_and_entropy_equal_the_full_vocabulary_log_softmax_bit_for_bit(monkeypatch):
+    """Chunks of 1 to 3 rows (the chunk size forced down) give exactly the unchunked log-softmax's log-probs,
+    entropy and gradient (a 49 k vocabulary is `scripts/logprob_memory.py`'s case; here a 1 000-word one)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from bench import rollout
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2))  # fmt: skip
+    ids = torch.randint(3, 1000, (7, 9))
+    batch = rollout.Batch(ids, torch.ones_like(ids), torch.ones(7, 5), 4, [""] * 7, [""] * 7, torch.ones(7, dtype=torch.bool))
+    logits = model(input_ids=ids).logits[:, 3:-1].float() / 0.7
+    full = torch.log_softmax(logits, -1)
+    expected_logp = full.gather(-1, ids[:, 4:, None]).squeeze(-1)
+    expected_entropy = -(full.exp() * full).sum(-1)
+    (expected_grad,) = torch.autograd.grad(expected_logp.sum(), model.lm_head.weight)
+    for rows in (1, 2, 3):
+        monkeypatch.setattr(rollout, "LOGPROB_CHUNK_BYTES", rows * 4 * 5 * 1000)
+        logp, entropy = rollout.token_logprobs(model, batch, 0.7, with_entropy=True)
+        assert torch.equal(logp, expected_logp) and torch.equal(entropy, expected_entropy)
+        assert not entropy.requires_grad  # a metric: nothing of it is kept for the backward pass
+        (grad,) = torch.autograd.grad(logp.sum(), model.lm_head.weight)
+        torch.testing.assert_close(grad, expected_grad, atol=1e-6, rtol=0)
