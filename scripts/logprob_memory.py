@@ -9,7 +9,7 @@ size during the call minus the resident size before it (CPU; on CUDA the allocat
 measure). `scoring` is the no-grad pass (old and reference log-probs, the evaluator); `update` keeps the
 graph for a backward pass, as a trainer's minibatch does.
 
-At commit 0d1f1c5 on the 2-core CPU (16 × 128 tokens, 387 MiB of logits): scoring 1 542 MiB unchunked,
+Measured with the code of commit 60cb9ec on the 2-core CPU (16 × 128 tokens, 387 MiB of logits): scoring 1 542 MiB unchunked,
 151 MiB chunked (10.2×); update 1 542 MiB and 487 MiB (3.2×: the log-softmax kept for the backward pass).
 """
 
