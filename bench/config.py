@@ -63,6 +63,10 @@ class ModelConfig:
     num_heads: int = 4
     intermediate_size: int = 128
     max_position_embeddings: int = 64
+    gradient_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass instead of keeping them, for every model a run
+    or stage trains (memory for compute). It changes no number (the meter counts model FLOPs, not the
+    recomputation), so it is not part of a run's identity or a stage's key."""
 
     def __post_init__(self) -> None:
         if self.preset == "hub" and not self.name:
@@ -108,8 +112,13 @@ class SFTConfig:
     """Stage 1: supervised fine-tuning on demonstrations (loss on completion tokens only)."""
 
     steps: int = 1000
+    """Optimiser steps; 0 skips SFT and uses the pretrained model as π_sft (model=hub: an instruct model)."""
     batch_size: int = 32
     lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ConfigError(f"sft.steps must be >= 0, got {self.steps}")
 
 
 @dataclass

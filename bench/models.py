@@ -127,6 +127,16 @@ class ScalarHeadModel(nn.Module):
         return disable_dropout(model)
 
 
+def with_gradient_checkpointing(model: nn.Module, enabled: bool) -> nn.Module:
+    """Recompute each transformer block's activations in the backward pass instead of keeping them (when
+    `enabled`). Active only in train mode, so sampling keeps its KV cache; the meter's hook sits on the
+    whole model, so the recomputation is not counted: the budget is model FLOPs."""
+    if enabled:
+        target = model.backbone if isinstance(model, ScalarHeadModel) else model
+        target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
 def load_policy(path: str | Path) -> PreTrainedModel:
     """A cached policy (the SFT model), dropout off: it is a policy or a reference from here on."""
     return disable_dropout(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))

@@ -8,7 +8,7 @@
 
 A run's **identity** is a hash of its result-changing config: the resolved config minus
 the keys that cannot change a number (`NON_RESULT_KEYS`: logging, paths, resuming,
-checkpoint cadence, how many samples are logged), as Dora does. Its **group** is the identity minus the seeds
+checkpoint cadence, how many samples are logged, activation recomputation), as Dora does. Its **group** is the identity minus the seeds
 (`SEED_KEYS`): runs of one group differ only in their random draws, so the results tool
 averages them, and only them.
 
@@ -45,7 +45,7 @@ from typing import Any, Callable
 SUMMARY_SCHEMA = 2
 RESULT_VERSION = 1  # bump with every code change that changes a number a run reports
 CONFIG, METRICS, SUMMARY, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"
-NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "checkpoint_every", "eval.log_samples")
+NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "checkpoint_every", "eval.log_samples", "model.gradient_checkpointing")
 SEED_KEYS = ("seed", "stage_seed")
 
 

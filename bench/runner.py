@@ -80,6 +80,8 @@ def preflight(cfg: Config) -> None:
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algorithm {cfg.algo.name!r}; available: {', '.join(sorted(ALGOS))}")
     resolve_reward_source(cfg.reward, task)
+    if cfg.sft.steps == 0 and cfg.model.preset != "hub":
+        raise ConfigError(f"sft.steps=0 uses the pretrained model as the SFT model, but model={cfg.model.preset} starts from random weights; use a pretrained model (model=hub)")
     build_tokenizer(cfg.model, task.vocabulary)  # a hub name that cannot be loaded fails here
     pick_device(cfg.device)
     try:
@@ -280,7 +282,8 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     torch.manual_seed(cfg.seed)
     reward_source = resolve_reward_source(cfg.reward, task)
     summary["reward_source"] = reward_source.value
-    ctx = Context(task, tokenizer, device, meter, phases, prompts.train, stages, reference, reward_model, reward_source, cfg.seed)
+    ctx = Context(task, tokenizer, device, meter, phases, prompts.train, stages, reference, reward_model, reward_source, cfg.seed,
+                  cfg.model.gradient_checkpointing)  # fmt: skip
     meter.start()
     with autocast(device, cfg.precision):  # what a trainer computes once (DPO's reference log-probs) in its steps' precision
         trainer = build_trainer(cfg.algo, ctx)

@@ -23,7 +23,7 @@ from bench.cache import StageCache
 from bench.config import BudgetConfig, Config, PreferenceConfig
 from bench.losses import masked_mean
 from bench.meter import Meter
-from bench.models import ScalarHeadModel, build_policy, load_policy
+from bench.models import ScalarHeadModel, build_policy, load_policy, with_gradient_checkpointing
 from bench.optim import clip_and_step
 from bench.rollout import make_batch, reward_scores, sample, token_logprobs
 from bench.tasks import Task
@@ -51,6 +51,11 @@ def _meter() -> Meter:
 def _sft(out: Path, cfg: Config, task: Task, tokenizer, prompts: list[str], device: torch.device) -> dict:
     torch.manual_seed(cfg.stage_seed)
     policy = build_policy(cfg.model, tokenizer).to(device)
+    if cfg.sft.steps == 0:  # the pretrained model is π_sft
+        policy.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        return {"flops": 0.0, "skipped": "sft.steps=0: the pretrained model"}
+    with_gradient_checkpointing(policy, cfg.model.gradient_checkpointing)
     meter = _meter()
     meter.watch(policy, "policy")
     rng = random.Random(f"sft-{cfg.stage_seed}")
@@ -137,7 +142,7 @@ def load_preference_dataset(cfg: PreferenceConfig) -> datasets.Dataset:
 
 def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path, device) -> dict:
     torch.manual_seed(cfg.stage_seed)
-    rm = ScalarHeadModel.from_policy(load_policy(sft)).to(device)
+    rm = with_gradient_checkpointing(ScalarHeadModel.from_policy(load_policy(sft)).to(device), cfg.model.gradient_checkpointing)
     meter = _meter()
     meter.watch(rm, "reward_model")
     pairs = datasets.load_from_disk(str(pairs_dir))
@@ -199,7 +204,8 @@ def prepare_stages(cfg: Config, task: Task, tokenizer, train_prompts: list[str],
     """Read the three stages from the cache, building the missing ones."""
     cache = StageCache(cfg.cache_dir)
     task_spec = {k: v for k, v in asdict(cfg.task).items() if k not in ("n_eval", "n_val")}  # held-out prompts do not touch training
-    sft_spec = {"version": CACHE_VERSION, "task": task_spec, "model": asdict(cfg.model), "stage_seed": cfg.stage_seed, "sft": asdict(cfg.sft)}
+    model_spec = {k: v for k, v in asdict(cfg.model).items() if k != "gradient_checkpointing"}  # changes no weight
+    sft_spec = {"version": CACHE_VERSION, "task": task_spec, "model": model_spec, "stage_seed": cfg.stage_seed, "sft": asdict(cfg.sft)}
     sft, sft_m = cache.get_or_build("sft", sft_spec, lambda out: _sft(out, cfg, task, tokenizer, train_prompts, device))
     pref_spec = {"version": CACHE_VERSION, "sft": sft_m["key"], "prefs": asdict(cfg.prefs)}
     prefs, prefs_m = cache.get_or_build(

@@ -6,14 +6,16 @@ import math
 import datasets
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from bench.config import EvalConfig, ModelConfig
+from bench.config import ConfigError, EvalConfig, ModelConfig, to_object
 from bench.evaluator import Evaluator
-from bench.models import ScalarHeadModel, build_policy, build_tokenizer
+from bench.models import ScalarHeadModel, build_policy, build_tokenizer, with_gradient_checkpointing
 from bench.rollout import last_token_scores, make_batch, reward_scores, sample
-from bench.runner import at_budget
+from bench.runner import at_budget, preflight
 from bench.tasks.sentiment import Sentiment, SentimentConfig
+from tests.conftest import compose_config
 
 TASK = Sentiment(SentimentConfig(name="sentiment"))
 PROMPTS = ["review the plot :", "review the music :", "review the cast :", "review the ending :"]
@@ -215,3 +217,36 @@ def test_the_sampler_runs_no_decode_step_after_the_last_token():
     batch = sample(policy, tok, PROMPTS, max_new_tokens=3)
     assert batch.completion_mask.shape[1] == 3 and not batch.ended.any()
     assert len(calls) == 3
+
+
+# -- real models: skipping SFT, recomputing activations ---------------------------------------
+def test_gradient_checkpointing_changes_no_number_and_no_identity(run_tiny):
+    """Activations recomputed in the backward pass: the same rows bit for bit (the meter counts model FLOPs, not the
+    recomputation), the same run identity and the same cached stages."""
+    plain, plain_dir = run_tiny("algo=ppo", "budget.amount=1e10", name="plain")
+    recomputed, recomputed_dir = run_tiny("algo=ppo", "budget.amount=1e10", "model.gradient_checkpointing=true", name="recomputed")
+    assert recomputed["status"] == "finished", recomputed.get("error")
+    numbers = lambda d: [{k: v for k, v in r.items() if not k.startswith(("perf/", "memory/", "compute/seconds"))} for r in _rows(d)]  # noqa: E731
+    assert numbers(recomputed_dir) == numbers(plain_dir)
+    policy, _ = _tiny()
+    assert with_gradient_checkpointing(policy, True).is_gradient_checkpointing
+    assert with_gradient_checkpointing(ScalarHeadModel.from_policy(policy), True).backbone.is_gradient_checkpointing
+    assert not with_gradient_checkpointing(_tiny()[0], False).is_gradient_checkpointing
+    assert recomputed["identity"] == plain["identity"] and recomputed["stages"] == plain["stages"]
+
+
+def test_sft_steps_zero_makes_the_pretrained_model_the_sft_model(run_tiny, tmp_path):
+    """sft.steps=0: the SFT stage holds the pretrained weights unchanged, with no SFT compute; refused for a preset."""
+    _, tok = _tiny()
+    torch.manual_seed(0)
+    pretrained = build_policy(ModelConfig(preset="tiny"), tok)
+    pretrained.save_pretrained(tmp_path / "pretrained")
+    tok.save_pretrained(tmp_path / "pretrained")
+    summary, _ = run_tiny("algo=dpo", "model=hub", f"model.name={tmp_path / 'pretrained'}", "sft.steps=0", "budget=steps", "budget.amount=1",
+                          cache_dir=tmp_path / "cache")  # fmt: skip
+    assert summary["status"] == "finished", summary.get("error")
+    assert summary["stages"]["sft"]["flops"] == 0.0
+    sft = load_file(tmp_path / "cache" / "sft" / summary["stages"]["sft"]["hash"] / "model.safetensors")
+    assert all(torch.equal(v, sft[k]) for k, v in pretrained.state_dict().items() if k in sft) and len(sft) > 0
+    with pytest.raises(ConfigError, match="sft.steps=0 uses the pretrained model"):
+        preflight(to_object(compose_config("sft.steps=0")))

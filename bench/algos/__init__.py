@@ -15,7 +15,7 @@ from transformers import PreTrainedModel
 
 from bench.config import ConfigError, RewardSource, register
 from bench.meter import Meter
-from bench.models import ScalarHeadModel, load_policy
+from bench.models import ScalarHeadModel, load_policy, with_gradient_checkpointing
 from bench.phases import Phases, model_bytes
 from bench.rollout import Batch, EpochSampler, reward_scores, sample
 from bench.stages import Stages
@@ -55,6 +55,8 @@ class Context:
     reward_source: RewardSource
     """`model` or `verifiable` (resolved from `auto` by `resolve_reward_source`)."""
     seed: int
+    gradient_checkpointing: bool = False
+    """`model.gradient_checkpointing`: for every model the trainer trains."""
 
     @torch.no_grad()
     def rewards(self, batch: Batch) -> torch.Tensor:
@@ -66,7 +68,7 @@ class Context:
 
     def trainable_policy(self) -> PreTrainedModel:
         """A fresh copy of the SFT model, watched by the meter as `policy`."""
-        policy = load_policy(self.stages.sft).to(self.device)
+        policy = with_gradient_checkpointing(load_policy(self.stages.sft).to(self.device), self.gradient_checkpointing)
         policy.train()
         return self.meter.watch(policy, "policy")
 
