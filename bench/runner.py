@@ -38,7 +38,7 @@ from bench.meter import BUDGET_AXIS, Meter
 from bench.models import ScalarHeadModel, build_tokenizer, describe, load_policy
 from bench.phases import Phases
 from bench.stages import prepare_stages
-from bench.tasks import build_task, prompt_splits
+from bench.tasks import build_task, chat_prompts, prompt_splits
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,16 @@ def frozen(model: torch.nn.Module) -> torch.nn.Module:
 def preflight(cfg: Config) -> None:
     """The checks that need more than the schema, done before any work."""
     task = build_task(cfg.task)
-    prompt_splits(task, cfg.stage_seed)  # a task too small for n_train + n_eval + n_val fails here
+    splits = prompt_splits(task, cfg.stage_seed)  # a task too small for n_train + n_eval + n_val fails here
+    task.gold_reward(splits.test[0], "")  # a judge that cannot be loaded fails here
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algorithm {cfg.algo.name!r}; available: {', '.join(sorted(ALGOS))}")
     resolve_reward_source(cfg.reward, task)
     if cfg.sft.steps == 0 and cfg.model.preset != "hub":
         raise ConfigError(f"sft.steps=0 uses the pretrained model as the SFT model, but model={cfg.model.preset} starts from random weights; use a pretrained model (model=hub)")
-    build_tokenizer(cfg.model, task.vocabulary)  # a hub name that cannot be loaded fails here
+    tokenizer = build_tokenizer(cfg.model, task.vocabulary)  # a hub name that cannot be loaded fails here
+    if task.chat and not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"task {cfg.task.name} writes its prompts as chat turns: it needs a pretrained model with a chat template (model=smollm2)")
     pick_device(cfg.device)
     try:
         StageCache(cfg.cache_dir)
@@ -253,6 +256,8 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     task = build_task(cfg.task)
     tokenizer = build_tokenizer(cfg.model, task.vocabulary)
     prompts = prompt_splits(task, cfg.stage_seed)
+    if task.chat:
+        prompts = chat_prompts(prompts, tokenizer)
     summary["task_best"] = task.best_gold_reward
     summary["objective"] = objective_metric(task)
     stages = prepare_stages(cfg, task, tokenizer, prompts.train, device)

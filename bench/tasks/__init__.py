@@ -23,6 +23,8 @@ class Task(Protocol):
     """True where `correct` is an exact check (reported as eval/accuracy)."""
     best_gold_reward: float
     """The highest gold reward any completion can get (the ceiling the trainers aim at)."""
+    chat: bool
+    """Prompts are user turns, rendered through the tokenizer's chat template (`chat_prompts`)."""
 
     def sample_prompt(self, rng: random.Random) -> str: ...
     def demonstration(self, prompt: str, rng: random.Random) -> str: ...
@@ -76,4 +78,14 @@ def prompt_splits(task: Task, seed: int) -> PromptSplits:
         f"task {task.cfg.name} has fewer than {want} distinct prompts; lower task.n_train, task.n_eval or task.n_val"
     )
 
-from bench.tasks import arithmetic, running_sum, sentiment  # noqa: E402,F401  (they register themselves)
+def chat_prompts(splits: PromptSplits, tokenizer) -> PromptSplits:
+    """Each prompt as the chat template renders one user turn, ready for the assistant's answer: the text every
+    sampler, scorer and judge then reads as the prompt."""
+
+    def render(prompt: str) -> str:
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+
+    return PromptSplits(*([render(p) for p in split] for split in splits))
+
+
+from bench.tasks import arithmetic, positive_sentiment, running_sum, sentiment  # noqa: E402,F401  (they register themselves)

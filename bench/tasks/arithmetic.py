@@ -26,6 +26,7 @@ class ArithmeticConfig(TaskConfig):
 
 class Arithmetic:
     has_checker = True
+    chat = False
     best_gold_reward = 1.0
     vocabulary = list("0123456789+=")
 

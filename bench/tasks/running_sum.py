@@ -33,6 +33,7 @@ class RunningSumConfig(TaskConfig):
 
 class RunningSum:
     has_checker = True
+    chat = False
     best_gold_reward = 1.0
     vocabulary = list("0123456789") + ["sum", ":"]
 

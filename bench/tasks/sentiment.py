@@ -46,6 +46,7 @@ class SentimentConfig(TaskConfig):
 
 class Sentiment:
     has_checker = False
+    chat = False
     vocabulary = ["review", ":"] + list(WEIGHTS) + FILLER
 
     def __init__(self, cfg: SentimentConfig):
