@@ -8,7 +8,7 @@ import pytest
 
 from bench import rundir
 from bench.results import (
-    compute_matched_table, distinguishing_keys, interpolate_at, load_runs, load_summaries, main, memory_table,
+    compute_matched_table, distinguishing_keys, interpolate_at, kl_matched_table, load_runs, load_summaries, main, memory_table,
     pairwise_table, ranking_table, summary_table, task_figure,
 )  # fmt: skip
 from bench.rundir import SUMMARY_SCHEMA
@@ -241,7 +241,7 @@ def test_figure_has_one_line_per_algorithm_in_each_panel(sweep):
 def test_cli_writes_every_table_and_plot(sweep, tmp_path):
     out = tmp_path / "results"
     assert main([str(sweep), "--out", str(out)]) == 0
-    for name in ("summary", "compute_matched", "memory", "pairwise"):
+    for name in ("summary", "compute_matched", "kl_matched", "memory", "pairwise"):
         for ext in ("csv", "md", "tex"):
             assert (out / f"{name}.{ext}").stat().st_size > 0
     assert (out / "toy.png").read_bytes()[:4] == b"\x89PNG" and (out / "toy.pdf").read_bytes()[:4] == b"%PDF"
@@ -371,3 +371,19 @@ def test_rankings_at_equal_flops_and_equal_seconds_differ_where_the_curves_cross
         _write_run(tmp_path / "same", f"dpo_{seed}", "dpo", seed, 0.4667, curve=[(0, 0, 0), (200, 0.3, 100), (440, 0.5, 200)])
     same = str(tmp_path / "same")
     assert ranking_table(load_summaries([same]).summaries, load_runs([same]))["agree"].all()
+
+
+def test_kl_matched_reads_each_frontier_at_equal_kl_and_never_beyond_it(tmp_path):
+    """The fixture's KL is flops / 100. grpo: gold 0 → 0.3 → 0.5 → 0.8 at KL 0, 1.5, 2.5, 4, so at KL 2 it reads 0.4
+    (halfway from 1.5 to 2.5) and at KL 4 0.8; dpo stops at KL 3 (0.6): 0.4 at KL 2, no row at KL 4 or beyond."""
+    for seed in range(3):
+        _write_run(tmp_path, f"{seed}_grpo", "grpo", seed, 0.8, curve=[(0.0, 0.0), (150.0, 0.3), (250.0, 0.5), (400.0, 0.8)])
+    _write_run(tmp_path, "short", "dpo", 0, 0.6, curve=[(0.0, 0.0), (300.0, 0.6)])
+    runs = load_summaries([str(tmp_path)]).summaries
+    table = kl_matched_table(runs, load_runs([str(tmp_path)])).set_index(["algo", "kl_to_ref"])
+    assert table.loc[("grpo", 2.0), "eval/gold_reward"] == pytest.approx(0.4)
+    assert table.loc[("grpo", 4.0), "eval/gold_reward"] == pytest.approx(0.8)
+    assert table.loc[("grpo", 0.5), "eval/gold_reward"] == pytest.approx(0.1)
+    assert table.loc[("dpo", 2.0), "eval/gold_reward"] == pytest.approx(0.4)
+    assert ("dpo", 4.0) not in table.index and ("grpo", 8.0) not in table.index  # never reached: no row, no NaN cell
+    assert table.loc[("grpo", 2.0), "eval/gold_reward n"] == 3

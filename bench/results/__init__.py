@@ -37,12 +37,12 @@ from bench.results.plots import plot_task, task_figure
 from bench.results.report import write_results
 from bench.results.stats import group_interval, interpolate_at, mean_ci, paired, welch
 from bench.results.tables import (
-    compute_matched_table, memory_table, pairwise_table, paper_table, ranking_table, summary_table,
+    compute_matched_table, kl_matched_table, memory_table, pairwise_table, paper_table, ranking_table, summary_table,
 )  # fmt: skip
 from bench.results.tuning import best_trial, load_trials, tuned_table, tuning_compute_table
 
 __all__ = [
-    "Runs", "compute_matched_table", "distinguishing_keys", "find_run_dirs", "group_interval", "groups", "interpolate_at",
+    "Runs", "compute_matched_table", "distinguishing_keys", "kl_matched_table", "find_run_dirs", "group_interval", "groups", "interpolate_at",
     "label", "load_runs", "load_summaries", "load_wandb", "main", "mean_ci", "memory_table", "paired", "pairwise_table",
     "paper_table", "plot_task", "ranking_table", "summary_table", "task_figure", "welch", "write_results",
     "best_trial", "load_trials", "tuned_table", "tuning_compute_table",

@@ -16,6 +16,8 @@ FINAL_METRICS = [
 ]  # fmt: skip
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+KL_POINTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+"""KL to the reference (nats per sequence) at which `kl_matched_table` reads each run's frontier."""
 
 
 
@@ -81,6 +83,21 @@ def _columns(rows: list[dict], keys: list[str]) -> list[str]:
 
 def compute_matched_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """Per group and fraction of the budget: eval/gold_reward (and eval/accuracy) read off each run's curve, then its interval."""
+    return _read_off(runs, curves, "compute/flops", "budget_fraction", lambda run, curve: [(f, f * _budget_flops(run, curve)) for f in FRACTIONS])
+
+
+def kl_matched_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per group and KL to the reference: the score read off each run's reward-KL frontier (its evaluations, the
+    SFT model at KL 0 first, ordered by KL), then its interval: Gao et al.'s comparison, RL against best-of-N,
+    at equal KL. A run whose evaluations never reached a KL has no value there (never extrapolated), and a KL
+    no run of a group reached has no row."""
+    table = _read_off(runs, curves, "eval/kl_to_ref", "kl_to_ref", lambda run, curve: [(k, k) for k in KL_POINTS])
+    return table[table["eval/gold_reward n"] > 0].reset_index(drop=True) if len(table) else table
+
+
+def _read_off(runs: pd.DataFrame, curves: pd.DataFrame, x: str, column: str, points) -> pd.DataFrame:
+    """The metrics at each `(label, x value)` of `points(run, curve)`, interpolated on each run's curve, then per group
+    and label the interval over the runs that reach it (`column` holds the label)."""
     keys = distinguishing_keys(runs)
     evals = curves.dropna(subset=["eval/gold_reward"]) if "eval/gold_reward" in curves else curves.iloc[0:0]
     metrics = [m for m in ("eval/gold_reward", "eval/accuracy") if m in evals and evals[m].notna().any()]
@@ -89,14 +106,13 @@ def compute_matched_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFr
         per_run = []
         for run in of_group.itertuples(index=False):
             curve = evals[evals["run_dir"] == run.run_dir]
-            budget = _budget_flops(run, curve)
-            for frac in FRACTIONS:
-                values = {m: interpolate_at(curve, "compute/flops", m, frac * budget) for m in metrics}
-                per_run.append({"stage_seed": run.stage_seed, "fraction": frac} | values)
-        for frac, at in pd.DataFrame(per_run).groupby("fraction", sort=True):
-            # a run that stopped short of this fraction has no value and leaves the interval
+            for at_label, at in points(run, curve):
+                values = {m: interpolate_at(curve, x, m, at) for m in metrics}
+                per_run.append({"stage_seed": run.stage_seed, column: at_label} | values)
+        for at_label, at in pd.DataFrame(per_run).groupby(column, sort=True):
+            # a run that stopped short of this point has no value and leaves the interval
             measured = at.dropna(subset=["eval/gold_reward"]) if "eval/gold_reward" in at else at.iloc[0:0]
-            row = header | {"budget_fraction": frac, "covers": coverage(measured["stage_seed"])[1]}
+            row = header | {column: at_label, "covers": coverage(measured["stage_seed"])[1]}
             for metric in metrics:
                 row[metric], row[f"{metric} ±"], row[f"{metric} n"] = group_interval(at, metric)
             out.append(row)
