@@ -387,3 +387,19 @@ def test_kl_matched_reads_each_frontier_at_equal_kl_and_never_beyond_it(tmp_path
     assert table.loc[("dpo", 2.0), "eval/gold_reward"] == pytest.approx(0.4)
     assert ("dpo", 4.0) not in table.index and ("grpo", 8.0) not in table.index  # never reached: no row, no NaN cell
     assert table.loc[("grpo", 2.0), "eval/gold_reward n"] == 3
+
+
+@pytest.mark.latex
+def test_every_latex_table_compiles_with_pdflatex(sweep, tmp_path):
+    """Each .tex the results tool writes, \\input into a booktabs document, compiles (underscores, ±, ×, empty cells)."""
+    import subprocess
+
+    out = tmp_path / "results"
+    assert main([str(sweep), "--out", str(out)]) == 0
+    tables = sorted(out.glob("*.tex"))
+    assert len(tables) >= 6
+    for table in tables:
+        doc = tmp_path / f"doc_{table.stem}.tex"
+        doc.write_text(f"\\documentclass{{article}}\\usepackage{{booktabs}}\\begin{{document}}\\input{{{table}}}\\end{{document}}\n")
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, f"{table.name}: {[line for line in done.stdout.splitlines() if line.startswith('!')]}"
