@@ -77,15 +77,17 @@ def preflight(cfg: Config) -> None:
     """The checks that need more than the schema, done before any work."""
     task = build_task(cfg.task)
     splits = prompt_splits(task, cfg.stage_seed)  # a task too small for n_train + n_eval + n_val fails here
-    task.gold_reward(splits.test[0], "")  # a judge that cannot be loaded fails here
     if cfg.algo.name not in ALGOS:
         raise ConfigError(f"unknown algorithm {cfg.algo.name!r}; available: {', '.join(sorted(ALGOS))}")
     resolve_reward_source(cfg.reward, task)
     if cfg.sft.steps == 0 and cfg.model.preset != "hub":
         raise ConfigError(f"sft.steps=0 uses the pretrained model as the SFT model, but model={cfg.model.preset} starts from random weights; use a pretrained model (model=hub)")
+    if not task.vocabulary and cfg.model.preset != "hub":
+        raise ConfigError(f"task {cfg.task.name} is real text: it needs a pretrained model and its tokenizer (model=hub or model=smollm2)")
     tokenizer = build_tokenizer(cfg.model, task.vocabulary)  # a hub name that cannot be loaded fails here
     if task.chat and not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"task {cfg.task.name} writes its prompts as chat turns: it needs a pretrained model with a chat template (model=smollm2)")
+    task.gold_reward(splits.test[0], "")  # a judge that cannot be loaded fails here
     pick_device(cfg.device)
     try:
         StageCache(cfg.cache_dir)

@@ -41,7 +41,7 @@ def test_smollm2_is_located_inside_its_package_and_reads_as_a_chat_model():
 
 
 def test_a_chat_task_on_a_preset_is_refused_before_work():
-    with pytest.raises(ConfigError, match="needs a pretrained model with a chat template"):
+    with pytest.raises(ConfigError, match="is real text: it needs a pretrained model and its tokenizer"):
         preflight(to_object(compose_config("task=positive_sentiment", "model=tiny")))
 
 

@@ -58,10 +58,14 @@ class PromptSplits(NamedTuple):
 def prompt_splits(task: Task, seed: int) -> PromptSplits:
     """Disjoint train, test and validation prompts, the same for every run with this task and seed.
 
-    Drawn in that order from one stream, so the train and test prompts do not depend on `n_val`."""
+    Drawn in that order from one stream, so the train and test prompts do not depend on `n_val`. A task
+    read from a data set (`prompts(split)`) gives its train prompts from its train split and its test and
+    validation prompts from its test split, each shuffled by the seed."""
     for key in ("n_train", "n_eval", "n_val"):
         if getattr(task.cfg, key) < 1:
             raise ConfigError(f"task.{key} must be >= 1, got {getattr(task.cfg, key)}")
+    if hasattr(task, "prompts"):
+        return _dataset_splits(task, seed)
     rng = random.Random(f"{task.cfg.name}-prompts-{seed}")
     seen: set[str] = set()
     prompts: list[str] = []
@@ -78,6 +82,20 @@ def prompt_splits(task: Task, seed: int) -> PromptSplits:
         f"task {task.cfg.name} has fewer than {want} distinct prompts; lower task.n_train, task.n_eval or task.n_val"
     )
 
+def _dataset_splits(task, seed: int) -> PromptSplits:
+    rng = random.Random(f"{task.cfg.name}-prompts-{seed}")
+    train, held_out = task.prompts("train"), task.prompts("test")
+    rng.shuffle(train)
+    rng.shuffle(held_out)
+    n_train, n_test, n_val = task.cfg.n_train, task.cfg.n_eval, task.cfg.n_val
+    if len(train) < n_train or len(held_out) < n_test + n_val:
+        raise ConfigError(
+            f"task {task.cfg.name}: its data set has {len(train)} distinct train prompts and {len(held_out)} test prompts, fewer than "
+            f"task.n_train={n_train} and task.n_eval + task.n_val = {n_test + n_val}; lower them"
+        )
+    return PromptSplits(train[:n_train], held_out[:n_test], held_out[n_test : n_test + n_val])
+
+
 def chat_prompts(splits: PromptSplits, tokenizer) -> PromptSplits:
     """Each prompt as the chat template renders one user turn, ready for the assistant's answer: the text every
     sampler, scorer and judge then reads as the prompt."""
@@ -88,4 +106,4 @@ def chat_prompts(splits: PromptSplits, tokenizer) -> PromptSplits:
     return PromptSplits(*([render(p) for p in split] for split in splits))
 
 
-from bench.tasks import arithmetic, positive_sentiment, running_sum, sentiment  # noqa: E402,F401  (they register themselves)
+from bench.tasks import arithmetic, hub_data, positive_sentiment, running_sum, sentiment  # noqa: E402,F401  (they register themselves)

@@ -1,0 +1,152 @@
+"""Tasks whose prompts and demonstrations come from a data set and whose gold reward comes from a judge.
+
+The task shape is the generated tasks' (prompts, demonstrations, a gold reward, an optional checker), so
+the pipeline is the same: SFT on the data set's chosen responses, pairs sampled from the SFT model and
+labelled by the simulated annotator with the judge, the learned reward model as the proxy, the evaluator
+scoring `eval/gold_reward` with the judge (Gao et al. 2022; AlpacaFarm). Each source is read in its own
+schema, from a hub id or a `save_to_disk` directory (`task.dataset`):
+
+    hh_rlhf         chosen / rejected: whole "\\n\\nHuman: … \\n\\nAssistant: …" transcripts; the prompt is
+                    the chosen transcript up to its last "\\n\\nAssistant:", the demonstration what follows.
+                    Splits train / test.
+    tldr            prompt / chosen / rejected strings (a post and its summaries). Splits train / test.
+    ultrafeedback   prompt (string) and chosen / rejected message lists (the binarized set); the prompt is a
+                    user turn through the chat template, the demonstration the chosen assistant turn.
+                    Splits train_prefs / test_prefs.
+
+Training prompts come from the train split, test and validation prompts (disjoint, fixed by the stage
+seed) from the test split. The judge (`task.gold_model`) is a sequence-classification reward model, a hub
+id or a `save_pretrained` directory, reading prompt + completion as one text.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import datasets
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from bench.config import ConfigError, TaskConfig
+from bench.tasks import register_task
+
+HH_ASSISTANT = "\n\nAssistant:"
+
+
+@dataclass
+class DatasetTaskConfig(TaskConfig):
+    dataset: str = ""
+    """A hub id or a `save_to_disk` directory in the source's own schema."""
+    gold_model: str | None = None
+    """The judge: a sequence-classification reward model (hub id or `save_pretrained` directory)."""
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.gold_model:
+            raise ConfigError(f"task {self.name} has no gold judge: set task.gold_model=<a sequence-classification reward model, hub id or directory>")
+        if not self.dataset:
+            raise ConfigError(f"task {self.name} reads its prompts from a data set: set task.dataset=<hub id or save_to_disk directory>")
+
+
+class GoldJudge:
+    """A sequence-classification reward model standing in for the hidden truth: its logit on prompt + completion."""
+
+    def __init__(self, name: str):
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name)
+            self.model = AutoModelForSequenceClassification.from_pretrained(name, dtype=torch.float32).eval()
+        except Exception as e:
+            raise ConfigError(f"cannot load task.gold_model={name!r}: {str(e).splitlines()[0]}") from e
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    @torch.no_grad()
+    def __call__(self, prompt: str, completion: str) -> float:
+        enc = self.tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=self.tokenizer.model_max_length)
+        return self.model(**enc).logits[0, 0].float().item()
+
+
+class DatasetTask:
+    """The shared part: splits, demonstrations by prompt, the judge. A source defines SPLITS and `pairs(rows)`."""
+
+    has_checker = False
+    vocabulary: list[str] = []  # real text: a pretrained tokenizer only
+    best_gold_reward = float("nan")  # a reward model has no known ceiling
+    chat = False
+    SPLITS = ("train", "test")
+
+    def __init__(self, cfg: DatasetTaskConfig):
+        self.cfg = cfg
+
+    @cached_property
+    def data(self) -> dict[str, dict[str, str]]:
+        """Per split: prompt -> chosen response, in the data set's order (the first of repeated prompts)."""
+        try:
+            source = datasets.load_from_disk(self.cfg.dataset) if Path(self.cfg.dataset).is_dir() else datasets.load_dataset(self.cfg.dataset)
+        except Exception as e:
+            raise ConfigError(f"cannot load task.dataset={self.cfg.dataset!r}: {str(e).splitlines()[0]}") from e
+        missing = [s for s in self.SPLITS if s not in source]
+        if missing:
+            raise ConfigError(f"task {self.cfg.name}: task.dataset {self.cfg.dataset!r} has no split {', '.join(missing)} (it has {', '.join(source)})")
+        out = {}
+        for name, split in zip(("train", "test"), self.SPLITS):
+            out[name] = {}
+            for prompt, chosen in self.pairs(source[split]):
+                out[name].setdefault(prompt, chosen)
+        return out
+
+    def pairs(self, rows: datasets.Dataset) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    @cached_property
+    def judge(self) -> GoldJudge:
+        return GoldJudge(self.cfg.gold_model)
+
+    def prompts(self, split: str) -> list[str]:
+        """The distinct prompts of `train` or `test`, in the data set's order (`prompt_splits` shuffles them)."""
+        return list(self.data[split])
+
+    def sample_prompt(self, rng: random.Random) -> str:
+        raise NotImplementedError(f"task {self.cfg.name} takes its prompts from its data set (`prompts`)")
+
+    def demonstration(self, prompt: str, rng: random.Random) -> str:
+        if prompt in self.data["train"]:
+            return self.data["train"][prompt]
+        return next(chosen for raw, chosen in self.data["train"].items() if raw in prompt)  # rendered through a chat template
+
+    def correct(self, prompt: str, completion: str) -> bool:
+        raise NotImplementedError(f"{self.cfg.name} has no exact check (has_checker is False)")
+
+    def gold_reward(self, prompt: str, completion: str) -> float:
+        return self.judge(prompt, completion)
+
+
+class HHRLHF(DatasetTask):
+    def pairs(self, rows: datasets.Dataset) -> list[tuple[str, str]]:
+        out = []
+        for chosen in rows["chosen"]:
+            cut = chosen.rfind(HH_ASSISTANT) + len(HH_ASSISTANT)
+            out.append((chosen[:cut], chosen[cut:].lstrip(" ")))
+        return out
+
+
+class TLDR(DatasetTask):
+    def pairs(self, rows: datasets.Dataset) -> list[tuple[str, str]]:
+        return list(zip(rows["prompt"], (c.lstrip(" ") for c in rows["chosen"])))
+
+
+class UltraFeedback(DatasetTask):
+    chat = True
+    SPLITS = ("train_prefs", "test_prefs")
+
+    def pairs(self, rows: datasets.Dataset) -> list[tuple[str, str]]:
+        return [(prompt, next(m["content"] for m in reversed(chosen) if m["role"] == "assistant")) for prompt, chosen in zip(rows["prompt"], rows["chosen"])]
+
+
+register_task("hh_rlhf", DatasetTaskConfig, HHRLHF)
+register_task("tldr", DatasetTaskConfig, TLDR)
+register_task("ultrafeedback", DatasetTaskConfig, UltraFeedback)
