@@ -63,10 +63,12 @@ class GoldJudge:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        # the longest text it reads (tokenizers often leave model_max_length unset, a huge sentinel)
+        self.max_length = min(self.tokenizer.model_max_length, getattr(self.model.config, "max_position_embeddings", 512))
 
     @torch.no_grad()
     def __call__(self, prompt: str, completion: str) -> float:
-        enc = self.tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=self.tokenizer.model_max_length)
+        enc = self.tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=self.max_length)
         return self.model(**enc).logits[0, 0].float().item()
 
 
