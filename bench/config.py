@@ -65,8 +65,9 @@ class ModelConfig:
     max_position_embeddings: int = 64
     gradient_checkpointing: bool = False
     """Recompute each block's activations in the backward pass instead of keeping them, for every model a run
-    or stage trains (memory for compute). It changes no number (the meter counts model FLOPs, not the
-    recomputation), so it is not part of a run's identity or a stage's key."""
+    or stage trains (memory for compute). It changes no weight and no FLOP count (the meter counts model
+    FLOPs, not the recomputation), so it is not part of a stage's key; it changes seconds and memory, so
+    it is part of a run's identity (when on)."""
 
     def __post_init__(self) -> None:
         if self.preset == "hub" and not self.name:

@@ -8,7 +8,8 @@
 
 A run's **identity** is a hash of its result-changing config: the resolved config minus
 the keys that cannot change a number (`NON_RESULT_KEYS`: logging, paths, resuming,
-checkpoint cadence, how many samples are logged, activation recomputation), as Dora does. Its **group** is the identity minus the seeds
+checkpoint cadence, how many samples are logged), as Dora does, and the keys added since runs were
+published, at their default (`ADDED_AT_DEFAULT`). Its **group** is the identity minus the seeds
 (`SEED_KEYS`): runs of one group differ only in their random draws, so the results tool
 averages them, and only them.
 
@@ -45,7 +46,10 @@ from typing import Any, Callable
 SUMMARY_SCHEMA = 2
 RESULT_VERSION = 1  # bump with every code change that changes a number a run reports
 CONFIG, METRICS, SUMMARY, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"
-NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "checkpoint_every", "eval.log_samples", "model.gradient_checkpointing")
+NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "checkpoint_every", "eval.log_samples")
+ADDED_AT_DEFAULT = {"model.gradient_checkpointing": False}
+"""Keys added after runs were published, left out of the identity at their default: a run from before the key
+ran as its default does, so the two are one computation and keep one identity (and one directory name)."""
 SEED_KEYS = ("seed", "stage_seed")
 
 
@@ -53,7 +57,8 @@ def result_config(resolved: dict, prefix: str = "") -> dict:
     """The resolved config minus the keys that cannot change a number (dotted paths for nested ones)."""
     out = {}
     for key, value in resolved.items():
-        if f"{prefix}{key}" in NON_RESULT_KEYS:
+        path = f"{prefix}{key}"
+        if path in NON_RESULT_KEYS or (path in ADDED_AT_DEFAULT and value == ADDED_AT_DEFAULT[path]):
             continue
         out[key] = result_config(value, f"{prefix}{key}.") if isinstance(value, dict) else value
     return out

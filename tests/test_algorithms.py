@@ -49,7 +49,8 @@ def test_memory_orders_ppo_above_grpo_above_dpo(run_tiny):
 
 def test_memory_lists_the_models_each_new_algorithm_runs(run_tiny):
     """RLOO and REINFORCE++ hold no critic; best-of-N trains nothing (no gradients, no optimiser state); on the
-    verifiable task with reward=auto none of them runs the reward model."""
+    verifiable task with reward=auto RLOO and REINFORCE++ run no reward model, while best-of-N still picks with it
+    (its `selector=reward` picks with the check and runs none)."""
     expected = {"rloo": {"policy", "reference", "reward_model"}, "reinforce_pp": {"policy", "reference", "reward_model"},
                 "best_of_n": {"reference", "reward_model"}}  # fmt: skip
     for algo, models in expected.items():
@@ -57,7 +58,10 @@ def test_memory_lists_the_models_each_new_algorithm_runs(run_tiny):
         assert {k.split("/")[1] for k in summary["memory"] if k.endswith("param_bytes")} == models
         assert sum(v for k, v in summary["memory"].items() if k.endswith(("grad_bytes", "optimizer_bytes")) and "/policy/" not in k) == 0
         verifiable, _ = run_tiny(f"algo={algo}", *TINY_ARITHMETIC, "budget.amount=5e9", name=f"{algo}_arithmetic")
-        assert not any("/reward_model/" in k for k in verifiable["memory"])
+        assert any("/reward_model/" in k for k in verifiable["memory"]) == (algo == "best_of_n")
+    checked, _ = run_tiny("algo=best_of_n", "algo.selector=reward", *TINY_ARITHMETIC, "budget.amount=5e9", name="best_of_n_checked")
+    assert not any("/reward_model/" in k for k in checked["memory"])
+    assert checked["final"]["eval/accuracy"] > verifiable["final"]["eval/accuracy"]  # the answer key picks better than the proxy
 
 
 def test_grpo_without_kl_skips_the_reference(run_tiny):

@@ -65,7 +65,7 @@ def test_best_of_n_gold_reward_rises_with_n_on_the_preference_task(run_tiny):
     evals = {r["compute/steps"]: r for r in rows if "eval/gold_reward" in r and r["compute/steps"] > 0}  # N = steps
     assert sorted(evals) == list(range(1, 33))
     proxy = [evals[n]["eval/proxy_reward"] for n in sorted(evals)]
-    assert all(b >= a for a, b in pairwise(proxy))
+    assert all(b >= a - 1e-6 for a, b in pairwise(proxy))  # re-scored on the padded batch: float noise at most
     gold = [evals[n]["eval/gold_reward"] for n in (1, 2, 4, 8, 16, 32)]
     assert all(b >= a for a, b in pairwise(gold)), gold
     assert gold[-1] > gold[0] + 0.1

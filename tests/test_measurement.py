@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from bench import rundir
 from bench.config import ConfigError, EvalConfig, ModelConfig, to_object
 from bench.evaluator import Evaluator
 from bench.models import ScalarHeadModel, build_policy, build_tokenizer, with_gradient_checkpointing
@@ -220,9 +221,10 @@ def test_the_sampler_runs_no_decode_step_after_the_last_token():
 
 
 # -- real models: skipping SFT, recomputing activations ---------------------------------------
-def test_gradient_checkpointing_changes_no_number_and_no_identity(run_tiny):
+def test_gradient_checkpointing_changes_no_computed_number_but_is_another_run(run_tiny):
     """Activations recomputed in the backward pass: the same rows bit for bit (the meter counts model FLOPs, not the
-    recomputation), the same run identity and the same cached stages."""
+    recomputation) but for seconds and memory, the same cached stages; another identity (its seconds and memory
+    differ), while a run with it off keeps the identity it had before the key existed."""
     plain, plain_dir = run_tiny("algo=ppo", "budget.amount=1e10", name="plain")
     recomputed, recomputed_dir = run_tiny("algo=ppo", "budget.amount=1e10", "model.gradient_checkpointing=true", name="recomputed")
     assert recomputed["status"] == "finished", recomputed.get("error")
@@ -232,7 +234,10 @@ def test_gradient_checkpointing_changes_no_number_and_no_identity(run_tiny):
     assert with_gradient_checkpointing(policy, True).is_gradient_checkpointing
     assert with_gradient_checkpointing(ScalarHeadModel.from_policy(policy), True).backbone.is_gradient_checkpointing
     assert not with_gradient_checkpointing(_tiny()[0], False).is_gradient_checkpointing
-    assert recomputed["identity"] == plain["identity"] and recomputed["stages"] == plain["stages"]
+    assert recomputed["identity"] != plain["identity"] and recomputed["stages"] == plain["stages"]
+    config = json.loads((plain_dir / "config.json").read_text())
+    del config["model"]["gradient_checkpointing"]  # as a run from before the key wrote it
+    assert rundir.identity(config) == plain["identity"]
 
 
 def test_sft_steps_zero_makes_the_pretrained_model_the_sft_model(run_tiny, tmp_path):
@@ -247,6 +252,6 @@ def test_sft_steps_zero_makes_the_pretrained_model_the_sft_model(run_tiny, tmp_p
     assert summary["status"] == "finished", summary.get("error")
     assert summary["stages"]["sft"]["flops"] == 0.0
     sft = load_file(tmp_path / "cache" / "sft" / summary["stages"]["sft"]["hash"] / "model.safetensors")
-    assert all(torch.equal(v, sft[k]) for k, v in pretrained.state_dict().items() if k in sft) and len(sft) > 0
+    assert sft.keys() == pretrained.state_dict().keys() and all(torch.equal(v, sft[k]) for k, v in pretrained.state_dict().items())
     with pytest.raises(ConfigError, match="sft.steps=0 uses the pretrained model"):
         preflight(to_object(compose_config("sft.steps=0")))

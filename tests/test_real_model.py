@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from bench.config import ConfigError, to_object
 from bench.models import build_tokenizer, hub_source
 from bench.runner import preflight, run
+from bench.tasks import build_task
 from tests.conftest import compose_config
 
 # As small as the real model allows: the stages (sampling 24 pairs, one reward-model epoch on a 135 M backbone) take
@@ -53,8 +54,9 @@ def test_every_algorithm_runs_on_smollm2_through_the_chat_template(algo, smol_ca
     summary = run(config, tmp_path / algo, OmegaConf.to_container(cfg, resolve=True))
     assert summary["status"] == "finished", summary.get("error")
     assert summary["stages"]["sft"]["flops"] == 0.0  # the instruct model is π_sft
-    assert summary["final"]["compute/steps"] >= 2 and -2.0 <= summary["final"]["eval/gold_reward"] <= 1.0
-    sample = json.loads((tmp_path / algo / "samples.jsonl").read_text().splitlines()[0])
+    assert summary["final"]["compute/steps"] >= 2
+    sample = json.loads((tmp_path / algo / "samples.jsonl").read_text().splitlines()[-1])
     assert sample["prompt"].startswith("<|im_start|>system") and sample["prompt"].endswith("<|im_start|>assistant\n")
+    assert sample["gold_reward"] == pytest.approx(build_task(config.task).gold_reward(sample["prompt"], sample["completion"]))  # VADER's
     if algo != "best_of_n":
         assert summary["memory"]["memory/policy/param_bytes"] == pytest.approx(134_515_008 * 4, rel=0.01)  # float32, de-quantised

@@ -12,8 +12,11 @@ G_t = Σ_{s>=t} r_s (γ = 1), whitened over every completion token of the batch
 the group's mean return from each completion's, then whitens the same way. The update
 is PPO's: `epochs` passes of shuffled minibatches of the clipped surrogate (ε), token mean.
 
-Departures from the paper: none in the estimator. The KL penalty is the k1 estimate
-log π_old - log π_ref per token (PPO's); OpenRLHF offers k2 and k3 as well.
+Departures from the paper and OpenRLHF:
+  1. The KL penalty is the k1 estimate log π_old - log π_ref per token (PPO's); OpenRLHF offers k2 and k3.
+  2. The baseline variant subtracts the group's mean *return* (score plus its KL penalties), where
+     OpenRLHF's reinforce_baseline subtracts the group's mean score: the baseline is then the group mean of
+     the very quantity being centred (`reinforce_pp_advantages`).
 """
 
 from __future__ import annotations

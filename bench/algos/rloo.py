@@ -101,14 +101,17 @@ class RLOO(PolicyTrainer):
                     idx = torch.arange(start, start + rows, device=ctx.device)
                     mb, m, adv = batch.select(idx), mask[idx], advantages[idx]
                     logp, entropy = token_logprobs(self.policy, mb, cfg.temperature, with_entropy=True)  # [b, C]
-                    seq, old = (logp * m).sum(-1, keepdim=True), seq_old[idx, None]  # [b, 1]: one action per completion
-                    loss = clipped_surrogate(seq, old, adv, cfg.eps, cfg.eps).mean()
+                    # one action per completion: log ρ = Σ_t log π - Σ_t log π_old, [b, 1]. A whole completion's
+                    # log-ratio can overflow exp(); beyond ±20 the ratio is far outside the clip range anyway
+                    log_ratio = ((logp * m).sum(-1, keepdim=True) - seq_old[idx, None]).clamp(-20.0, 20.0)
+                    zero = torch.zeros_like(log_ratio)
+                    loss = clipped_surrogate(log_ratio, zero, adv, cfg.eps, cfg.eps).mean()
                     loss.backward()
                     stats["grad_norm"].append(clip_and_step(self.policy, self.optimizer, cfg.max_grad_norm))
                     ctx.meter.steps += 1
                     stats["loss"].append(loss.detach())
                     stats["entropy"].append(masked_mean(entropy.detach(), m))
-                    stats["clip_frac"].append(clip_fraction(seq.detach(), old, adv, torch.ones_like(old), cfg.eps, cfg.eps))
+                    stats["clip_frac"].append(clip_fraction(log_ratio.detach(), zero, adv, torch.ones_like(zero), cfg.eps, cfg.eps))
         ctx.meter.samples += len(batch)
 
         # 4. Metrics, one host sync.
