@@ -41,11 +41,18 @@ def _ultrafeedback(split_topics):
     })  # fmt: skip
 
 
+def _gsm8k(split_topics):
+    numbers = [3 * i + 4 for i in range(len(split_topics))]
+    return Dataset.from_dict({"question": [f"What is {n - 1} plus 1 ({t})?" for n, t in zip(numbers, split_topics)],
+                              "answer": [f"{n - 1} + 1 = <<{n - 1}+1={n}>>{n}\n#### {n}" for n in numbers]})  # fmt: skip
+
+
 SOURCES = {
     "hh_rlhf": lambda: DatasetDict(train=_hh(TOPICS[:8]), test=_hh(TOPICS[8:])),
     "tldr": lambda: DatasetDict(train=_tldr(TOPICS[:8]), test=_tldr(TOPICS[8:])),
     "ultrafeedback": lambda: DatasetDict(train_prefs=_ultrafeedback(TOPICS[:8]), test_prefs=_ultrafeedback(TOPICS[8:]),
                                          train_sft=_ultrafeedback(TOPICS[:8])),  # fmt: skip
+    "gsm8k": lambda: DatasetDict(train=_gsm8k(TOPICS[:8]), test=_gsm8k(TOPICS[8:])),
 }
 
 
@@ -66,7 +73,8 @@ def local_hub(tmp_path_factory):
 
 
 def _task_config(local_hub, task, *extra):
-    return compose_config(f"task={task}", f"task.dataset={local_hub / task}", f"task.gold_model={local_hub / 'judge'}", "model=hub",
+    judge = [f"task.gold_model={local_hub / 'judge'}"] if task != "gsm8k" else []  # GSM8K is checked, not judged
+    return compose_config(f"task={task}", f"task.dataset={local_hub / task}", *judge, "model=hub",
                           f"model.name={local_hub / 'policy'}", "task.n_train=8", "task.n_eval=2", "task.n_val=2", "task.max_new_tokens=4",
                           *extra)  # fmt: skip
 
@@ -84,6 +92,16 @@ def test_each_source_yields_its_prompts_and_demonstrations_in_its_own_schema(loc
     assert set(splits.train) <= set(uf.prompts("train")) and set(splits.test + splits.val) <= set(uf.prompts("test"))
     assert not set(splits.test) & set(splits.val) and prompt_splits(uf, 0) == splits and prompt_splits(uf, 1) != splits
     assert isinstance(hh.gold_reward(prompt, "fine"), float)
+
+
+def test_gsm8k_checks_the_final_number_with_math_verify(local_hub):
+    gsm8k = build_task(to_object(_task_config(local_hub, "gsm8k")).task)
+    question = gsm8k.prompts("train")[2]  # 9 plus 1
+    assert question == "What is 9 plus 1 (topic 2)?" and gsm8k.has_checker
+    assert gsm8k.demonstration(question, None).endswith("#### 10")
+    rendered = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+    assert gsm8k.correct(rendered, "9 + 1 = 10. The answer is 10.") and gsm8k.gold_reward(question, "It is 10") == 1.0
+    assert not gsm8k.correct(question, "The answer is 11.") and gsm8k.gold_reward(question, "no idea") == 0.0
 
 
 def test_a_task_without_a_gold_judge_or_with_too_few_prompts_says_so_before_work(local_hub):
@@ -105,7 +123,6 @@ def test_each_data_set_task_runs_end_to_end_with_its_judge(local_hub, task, tmp_
     summary = run(config, tmp_path / "run", OmegaConf.to_container(cfg, resolve=True))
     assert summary["status"] == "finished", summary.get("error")
     assert summary["stages"]["preferences"]["sampled_pairs"] == 16
-    judge = build_task(config.task).judge
-    sample = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()[-1]
-    row = json.loads(sample)
-    assert row["gold_reward"] == pytest.approx(judge(row["prompt"], row["completion"]), abs=1e-5)  # scored by the judge
+    row = json.loads((tmp_path / "run" / "samples.jsonl").read_text().splitlines()[-1])
+    assert row["gold_reward"] == pytest.approx(build_task(config.task).gold_reward(row["prompt"], row["completion"]), abs=1e-5)
+    assert ("eval/accuracy" in summary["final"]) == (task == "gsm8k")

@@ -13,10 +13,12 @@ schema, from a hub id or a `save_to_disk` directory (`task.dataset`):
     ultrafeedback   prompt (string) and chosen / rejected message lists (the binarized set); the prompt is a
                     user turn through the chat template, the demonstration the chosen assistant turn.
                     Splits train_prefs / test_prefs.
+    gsm8k           question / answer ("… #### 72"); verifiable: `math-verify` checks the final number,
+                    the gold reward is 1 or 0. Splits train / test (hub subset `main`).
 
 Training prompts come from the train split, test and validation prompts (disjoint, fixed by the stage
-seed) from the test split. The judge (`task.gold_model`) is a sequence-classification reward model, a hub
-id or a `save_pretrained` directory, reading prompt + completion as one text.
+seed) from the test split. The judge of a preference source (`task.gold_model`) is a sequence-classification
+reward model, a hub id or a `save_pretrained` directory, reading prompt + completion as one text.
 """
 
 from __future__ import annotations
@@ -40,15 +42,24 @@ HH_ASSISTANT = "\n\nAssistant:"
 class DatasetTaskConfig(TaskConfig):
     dataset: str = ""
     """A hub id or a `save_to_disk` directory in the source's own schema."""
-    gold_model: str | None = None
-    """The judge: a sequence-classification reward model (hub id or `save_pretrained` directory)."""
+    subset: str | None = None
+    """The hub data set's configuration name, where it has several (GSM8K: `main`)."""
     max_new_tokens: int = 64
 
     def __post_init__(self) -> None:
-        if not self.gold_model:
-            raise ConfigError(f"task {self.name} has no gold judge: set task.gold_model=<a sequence-classification reward model, hub id or directory>")
         if not self.dataset:
             raise ConfigError(f"task {self.name} reads its prompts from a data set: set task.dataset=<hub id or save_to_disk directory>")
+
+
+@dataclass
+class JudgedTaskConfig(DatasetTaskConfig):
+    gold_model: str | None = None
+    """The judge: a sequence-classification reward model (hub id or `save_pretrained` directory)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.gold_model:
+            raise ConfigError(f"task {self.name} has no gold judge: set task.gold_model=<a sequence-classification reward model, hub id or directory>")
 
 
 class GoldJudge:
@@ -88,7 +99,8 @@ class DatasetTask:
     def data(self) -> dict[str, dict[str, str]]:
         """Per split: prompt -> chosen response, in the data set's order (the first of repeated prompts)."""
         try:
-            source = datasets.load_from_disk(self.cfg.dataset) if Path(self.cfg.dataset).is_dir() else datasets.load_dataset(self.cfg.dataset)
+            local = Path(self.cfg.dataset).is_dir()
+            source = datasets.load_from_disk(self.cfg.dataset) if local else datasets.load_dataset(self.cfg.dataset, self.cfg.subset)
         except Exception as e:
             raise ConfigError(f"cannot load task.dataset={self.cfg.dataset!r}: {str(e).splitlines()[0]}") from e
         missing = [s for s in self.SPLITS if s not in source]
@@ -104,10 +116,6 @@ class DatasetTask:
     def pairs(self, rows: datasets.Dataset) -> list[tuple[str, str]]:
         raise NotImplementedError
 
-    @cached_property
-    def judge(self) -> GoldJudge:
-        return GoldJudge(self.cfg.gold_model)
-
     def prompts(self, split: str) -> list[str]:
         """The distinct prompts of `train` or `test`, in the data set's order (`prompt_splits` shuffles them)."""
         return list(self.data[split])
@@ -116,18 +124,31 @@ class DatasetTask:
         raise NotImplementedError(f"task {self.cfg.name} takes its prompts from its data set (`prompts`)")
 
     def demonstration(self, prompt: str, rng: random.Random) -> str:
-        if prompt in self.data["train"]:
-            return self.data["train"][prompt]
-        return next(chosen for raw, chosen in self.data["train"].items() if raw in prompt)  # rendered through a chat template
+        return self.response(prompt)
+
+    def response(self, prompt: str) -> str:
+        """The data set's response to `prompt` (the raw prompt, or the same rendered through a chat template)."""
+        for split in self.data.values():
+            if prompt in split:
+                return split[prompt]
+        return next(r for split in self.data.values() for raw, r in split.items() if raw in prompt)
 
     def correct(self, prompt: str, completion: str) -> bool:
         raise NotImplementedError(f"{self.cfg.name} has no exact check (has_checker is False)")
+
+
+class JudgedTask(DatasetTask):
+    """A preference source: the gold reward is the judge's score."""
+
+    @cached_property
+    def judge(self) -> GoldJudge:
+        return GoldJudge(self.cfg.gold_model)
 
     def gold_reward(self, prompt: str, completion: str) -> float:
         return self.judge(prompt, completion)
 
 
-class HHRLHF(DatasetTask):
+class HHRLHF(JudgedTask):
     def pairs(self, rows: datasets.Dataset) -> list[tuple[str, str]]:
         out = []
         for chosen in rows["chosen"]:
@@ -136,12 +157,12 @@ class HHRLHF(DatasetTask):
         return out
 
 
-class TLDR(DatasetTask):
+class TLDR(JudgedTask):
     def pairs(self, rows: datasets.Dataset) -> list[tuple[str, str]]:
         return list(zip(rows["prompt"], (c.lstrip(" ") for c in rows["chosen"])))
 
 
-class UltraFeedback(DatasetTask):
+class UltraFeedback(JudgedTask):
     chat = True
     SPLITS = ("train_prefs", "test_prefs")
 
@@ -149,6 +170,36 @@ class UltraFeedback(DatasetTask):
         return [(prompt, next(m["content"] for m in reversed(chosen) if m["role"] == "assistant")) for prompt, chosen in zip(rows["prompt"], rows["chosen"])]
 
 
-register_task("hh_rlhf", DatasetTaskConfig, HHRLHF)
-register_task("tldr", DatasetTaskConfig, TLDR)
-register_task("ultrafeedback", DatasetTaskConfig, UltraFeedback)
+class GSM8K(DatasetTask):
+    """Grade-school maths (`question` / `answer`, the answer's reasoning ending in `#### <number>`): a verifiable
+    task. The demonstration is the reference reasoning; a completion is correct when `math-verify` finds the
+    reference number in it (its last answer), and the gold reward is 1 or 0."""
+
+    has_checker = True
+    chat = True
+    best_gold_reward = 1.0
+
+    def pairs(self, rows: datasets.Dataset) -> list[tuple[str, str]]:
+        return list(zip(rows["question"], rows["answer"]))
+
+    @cached_property
+    def verifier(self):
+        try:
+            from math_verify import parse, verify
+        except ImportError as e:
+            raise ConfigError("task gsm8k checks answers with math-verify: pip install 'rlhf-bench[real]'") from e
+        return parse, verify
+
+    def correct(self, prompt: str, completion: str) -> bool:
+        parse, verify = self.verifier
+        reference = self.response(prompt).rsplit("####", 1)[-1].strip().replace(",", "")
+        return bool(verify(parse(reference), parse(completion)))
+
+    def gold_reward(self, prompt: str, completion: str) -> float:
+        return float(self.correct(prompt, completion))
+
+
+register_task("hh_rlhf", JudgedTaskConfig, HHRLHF)
+register_task("tldr", JudgedTaskConfig, TLDR)
+register_task("ultrafeedback", JudgedTaskConfig, UltraFeedback)
+register_task("gsm8k", DatasetTaskConfig, GSM8K)
