@@ -75,5 +75,5 @@ def test_an_empty_prompt_set_is_refused(key):
 
 
 def test_unknown_task_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown task 'poetry'; available: arithmetic, running_sum, sentiment"):
+    with pytest.raises(ConfigError, match="unknown task 'poetry'; available: arithmetic, gsm8k, hh_rlhf, positive_sentiment, running_sum, sentiment, tldr, ultrafeedback$"):
         build_task(SentimentConfig(name="poetry"))
