@@ -16,7 +16,7 @@ from tests.conftest import compose_config
 # about a minute on two cores, each algorithm's two steps and three evaluations some seconds more.
 SMOL = ["model=smollm2", "task=positive_sentiment", "sft.steps=0", "task.n_train=32", "task.n_eval=4", "task.n_val=2",
         "task.max_new_tokens=8", "prefs.n_pairs=24", "rm.epochs=1", "rm.batch_size=4", "rm.lr=1e-5", "budget=steps",
-        "budget.amount=2", "budget.eval_every=0.5", "logger.wandb_mode=disabled"]  # fmt: skip
+        "budget.amount=2", "budget.eval_every=1.0", "logger.wandb_mode=disabled"]  # fmt: skip
 SMALL_BATCHES = {
     "ppo": ["algo.batch_size=4", "algo.epochs=1", "algo.lr=1e-6", "algo.critic_lr=1e-6"],
     "grpo": ["algo.prompts_per_step=2", "algo.group_size=2", "algo.lr=1e-6"],

@@ -69,7 +69,7 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_uninterrupted_one(run_t
     leaving it and no summary; started again, it continues from there to the very rows of a run never stopped."""
     from bench import runner
 
-    overrides = (f"algo={algo}", "budget.amount=3e10", "checkpoint_every=0.3", "algo.prompts_per_step=32" if algo == "best_of_n" else "seed=0")
+    overrides = (f"algo={algo}", "budget.amount=3e10", "checkpoint_every=0.3", "algo.prompts_per_step=128" if algo == "best_of_n" else "seed=0")
     _, whole = run_tiny(*overrides, name="whole")
     save = runner.save_checkpoint
 
