@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sweep=${1:-multirun/smollm2}
 common=(model=smollm2 task=positive_sentiment sft.steps=0 task.n_train=256 task.n_eval=32 task.n_val=16
-        prefs.n_pairs=256 rm.epochs=1 rm.batch_size=8 rm.lr=1e-5 budget.amount=3e14 budget.eval_every=0.5
+        prefs.n_pairs=256 rm.epochs=1 rm.batch_size=8 rm.lr=1e-5 budget.amount=5e13 budget.eval_every=0.5
         stage_seed=0 seed=0 "hydra.sweep.dir=$sweep")
 start=$(date +%s)
 rlhf-bench algo=ppo algo.batch_size=16 algo.epochs=1 algo.lr=1e-6 algo.critic_lr=1e-6 "${common[@]}"
