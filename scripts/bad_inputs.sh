@@ -23,6 +23,12 @@ cases=(
   "checkpoint_every=0"
   "eval.batch_size=0"
   "task=arithmetic task.digits=1"
+  "sft.steps=0"
+  "algo=rloo algo.group_size=1"
+  "algo=reinforce_pp algo.group_size=3"
+  "task=positive_sentiment"
+  "task=hh_rlhf model=smollm2"
+  "model=hub model.name=no_such_package/model.gguf"
 )
 for c in "${cases[@]}"; do
   # shellcheck disable=SC2086
