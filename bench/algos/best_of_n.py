@@ -103,7 +103,7 @@ class BestOfN:
         self.policy = BestOfNPolicy(ctx.reference, self.score, ctx.tokenizer)
         order = torch.randperm(len(ctx.train_prompts), generator=torch.Generator().manual_seed(ctx.seed))
         self.prompts = [ctx.train_prompts[i] for i in order[: cfg.prompts_per_step].tolist()]
-        self.best = torch.full((len(self.prompts),), -torch.inf, device=ctx.device)
+        self.best_reward = torch.full((len(self.prompts),), -torch.inf, device=ctx.device)
         """The best reward among each prompt's candidates so far: best-of-N's reward on its own prompts."""
         self.drawn = 0
 
@@ -117,13 +117,13 @@ class BestOfN:
         # 2. Scored by the reward; each prompt keeps its best.
         with ctx.phases("scoring"):
             rewards = self.score(batch).float().view(cfg.candidates_per_step, -1)  # [c, B]
-            self.best = torch.maximum(self.best, rewards.max(0).values)
+            self.best_reward = torch.maximum(self.best_reward, rewards.max(0).values)
         self.drawn += cfg.candidates_per_step
         self.policy.n = self.drawn
         ctx.meter.steps += 1  # a round of draws: what a steps budget counts for best-of-N
         ctx.meter.samples += len(batch)
 
-        summary = torch.stack([self.best.mean(), rewards.mean(), batch.completion_mask.sum(-1).mean()]).tolist()
+        summary = torch.stack([self.best_reward.mean(), rewards.mean(), batch.completion_mask.sum(-1).mean()]).tolist()
         names = ["reward", "candidate_reward", "completion_length"]
         return {f"train/{k}": v for k, v in zip(names, summary)} | {"train/n": float(self.drawn), "train/kl": best_of_n_kl(self.drawn)}
 
@@ -137,10 +137,10 @@ class BestOfN:
         return out
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "drawn": self.drawn}
+        return {"best_reward": self.best_reward, "drawn": self.drawn}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best, self.drawn = state["best"].to(self.ctx.device), state["drawn"]
+        self.best_reward, self.drawn = state["best_reward"].to(self.ctx.device), state["drawn"]
         self.policy.n = self.drawn
 
 
