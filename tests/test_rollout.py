@@ -85,3 +85,20 @@ def test_chunked_log_probs_and_entropy_equal_the_full_vocabulary_log_softmax_bit
         assert not entropy.requires_grad  # a metric: nothing of it is kept for the backward pass
         (grad,) = torch.autograd.grad(logp.sum(), model.lm_head.weight)
         torch.testing.assert_close(grad, expected_grad, atol=1e-6, rtol=0)
+
+
+def test_choose_takes_each_prompts_row_from_its_candidate_across_widths():
+    """Two candidate batches of the same prompts with completions 2 and 3 tokens wide: row i comes from
+    candidates[choice[i]], ids, masks, texts and `ended` alike, the narrower one padded."""
+    from bench.rollout import choose
+
+    _, tok = _model()
+    narrow = make_batch(tok, PROMPTS[:2], ["5", "0"], "cpu")  # a word + EOS: width 2
+    wide = make_batch(tok, PROMPTS[:2], ["6 4 1", "8"], "cpu", ended=[False, True])  # width 3
+    picked = choose([narrow, wide], torch.tensor([1, 0]), tok.pad_token_id)
+    assert narrow.completion_mask.shape[1] == 2 and wide.completion_mask.shape[1] == 3
+    assert picked.completions == ["6 4 1", "0"] and picked.ended.tolist() == [False, True]
+    assert torch.equal(picked.input_ids[0], wide.input_ids[0]) and torch.equal(picked.completion_mask[0], wide.completion_mask[0])
+    width = picked.completion_mask.shape[1]
+    assert width == 3 and torch.equal(picked.input_ids[1, : narrow.input_ids.shape[1]], narrow.input_ids[1])
+    assert picked.completion_mask[1].tolist() == narrow.completion_mask[1].tolist() + [0.0] * (width - narrow.completion_mask.shape[1])
