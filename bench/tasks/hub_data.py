@@ -23,6 +23,7 @@ reward model, a hub id or a `save_pretrained` directory, reading prompt + comple
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from functools import cached_property
@@ -83,6 +84,21 @@ class GoldJudge:
         return self.model(**enc).logits[0, 0].float().item()
 
 
+@functools.lru_cache(maxsize=4)
+def _load_source(dataset: str, subset: str | None) -> datasets.DatasetDict:
+    """Read once per process: preflight and the run both need the splits."""
+    try:
+        return datasets.load_from_disk(dataset) if Path(dataset).is_dir() else datasets.load_dataset(dataset, subset)
+    except Exception as e:
+        raise ConfigError(f"cannot load task.dataset={dataset!r}: {str(e).splitlines()[0]}") from e
+
+
+@functools.lru_cache(maxsize=2)
+def _judge(name: str) -> GoldJudge:
+    """Loaded once per process: preflight checks it loads, the run scores with it."""
+    return GoldJudge(name)
+
+
 class DatasetTask:
     """The shared part: splits, demonstrations by prompt, the judge. A source defines SPLITS and `pairs(rows)`."""
 
@@ -98,11 +114,7 @@ class DatasetTask:
     @cached_property
     def data(self) -> dict[str, dict[str, str]]:
         """Per split: prompt -> chosen response, in the data set's order (the first of repeated prompts)."""
-        try:
-            local = Path(self.cfg.dataset).is_dir()
-            source = datasets.load_from_disk(self.cfg.dataset) if local else datasets.load_dataset(self.cfg.dataset, self.cfg.subset)
-        except Exception as e:
-            raise ConfigError(f"cannot load task.dataset={self.cfg.dataset!r}: {str(e).splitlines()[0]}") from e
+        source = _load_source(self.cfg.dataset, self.cfg.subset)
         missing = [s for s in self.SPLITS if s not in source]
         if missing:
             raise ConfigError(f"task {self.cfg.name}: task.dataset {self.cfg.dataset!r} has no split {', '.join(missing)} (it has {', '.join(source)})")
@@ -126,12 +138,17 @@ class DatasetTask:
     def demonstration(self, prompt: str, rng: random.Random) -> str:
         return self.response(prompt)
 
+    @cached_property
+    def responses(self) -> dict[str, str]:
+        """Every split's prompt -> response, and each chat-rendered prompt once it has been looked up."""
+        return {p: r for split in self.data.values() for p, r in split.items()}
+
     def response(self, prompt: str) -> str:
-        """The data set's response to `prompt` (the raw prompt, or the same rendered through a chat template)."""
-        for split in self.data.values():
-            if prompt in split:
-                return split[prompt]
-        return next(r for split in self.data.values() for raw, r in split.items() if raw in prompt)
+        """The data set's response to `prompt` (the raw prompt, or the same rendered through a chat template).
+        A rendered prompt is searched for once and remembered: rewards ask for it at every sample."""
+        if prompt not in self.responses:
+            self.responses[prompt] = next(r for split in self.data.values() for raw, r in split.items() if raw in prompt)
+        return self.responses[prompt]
 
     def correct(self, prompt: str, completion: str) -> bool:
         raise NotImplementedError(f"{self.cfg.name} has no exact check (has_checker is False)")
@@ -140,9 +157,9 @@ class DatasetTask:
 class JudgedTask(DatasetTask):
     """A preference source: the gold reward is the judge's score."""
 
-    @cached_property
+    @property
     def judge(self) -> GoldJudge:
-        return GoldJudge(self.cfg.gold_model)
+        return _judge(self.cfg.gold_model)
 
     def gold_reward(self, prompt: str, completion: str) -> float:
         return self.judge(prompt, completion)
