@@ -69,7 +69,10 @@ class GoldJudge:
     def __init__(self, name: str):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(name)
-            self.model = AutoModelForSequenceClassification.from_pretrained(name, dtype=torch.float32).eval()
+            # float32 on every device, so the hidden truth scores the same on a GPU as here; on the GPU when there is one
+            # (a 0.6 B judge on the CPU would be most of a GPU run's wall time)
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self.model = AutoModelForSequenceClassification.from_pretrained(name, dtype=torch.float32).to(self.device).eval()
         except Exception as e:
             raise ConfigError(f"cannot load task.gold_model={name!r}: {str(e).splitlines()[0]}") from e
         if self.tokenizer.pad_token is None:
@@ -80,7 +83,7 @@ class GoldJudge:
 
     @torch.no_grad()
     def __call__(self, prompt: str, completion: str) -> float:
-        enc = self.tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=self.max_length)
+        enc = self.tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=self.max_length).to(self.device)
         return self.model(**enc).logits[0, 0].float().item()
 
 
