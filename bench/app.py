@@ -20,6 +20,7 @@ import bench.algos  # noqa: F401  (registers the algorithm schemas)
 import bench.tasks  # noqa: F401  (registers the task schemas)
 from bench import rundir
 from bench.config import ConfigError, to_object
+from bench.jobs import share_machine
 from bench.runner import objective, preflight, run
 
 # One progress bar per long stage is ours; the libraries' per-file bars are noise in a sweep log.
@@ -50,6 +51,7 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as e:
         print(f"rlhf-bench: error: {e}", file=sys.stderr)
         sys.exit(2)
+    share_machine()
     hydra_cfg = HydraConfig.get()
     sweep = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode.name == "MULTIRUN" else Path(hydra_cfg.run.dir)
     try:

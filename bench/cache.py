@@ -5,6 +5,12 @@ config that determines it. Building is safe under parallel jobs: a file lock per
 key, the build written to a temporary directory, a manifest of SHA-256 checksums,
 then one atomic rename. Every read verifies the checksums; a corrupt entry is moved
 aside with a warning that names it and built again, never used.
+
+On a cluster the cache sits on a shared file system, where a file lock may hold only within one
+machine (NFSv3 without a lock daemon; NFSv4 and Lustre do hold `fcntl` locks across clients). So
+the lock only saves duplicate work; the rename is what publishes an entry. Two machines the lock
+did not keep apart both build, the first rename wins, and the other finds the entry already there,
+drops its own build and reads the winner's, so every run of a sweep reads one and the same entry.
 """
 
 from __future__ import annotations
@@ -108,7 +114,13 @@ class StageCache:
                     "files": {str(p.relative_to(tmp)): _sha256(p) for p in _files(tmp)},
                 }
                 (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-                os.replace(tmp, entry)
+                try:
+                    os.replace(tmp, entry)
+                except OSError:
+                    if not entry.is_dir():
+                        raise
+                    log.warning("%s %s was built elsewhere meanwhile (a lock that does not hold across machines): reading that one", stage, key)
+                    return entry, verify(entry)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             return entry, manifest

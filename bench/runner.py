@@ -183,7 +183,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
         "model": describe(cfg.model), "seed": cfg.seed, "stage_seed": cfg.stage_seed, "run_dir": str(run_dir),
         "identity": identity, "group": rundir.group(resolved), "settings": rundir.settings(resolved), "execution": execution,
         "budget": {"unit": cfg.budget.unit.value, "amount": cfg.budget.amount},
-        "versions": _versions(), "git_commit": _git_commit(),
+        "versions": _versions(), "git_commit": _git_commit(), "threads": torch.get_num_threads(),
     }  # fmt: skip
     started, built = time.time(), None
     try:

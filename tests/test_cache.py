@@ -1,7 +1,9 @@
-"""The stage cache: one build under concurrent jobs, corrupt entries detected and rebuilt."""
+"""The stage cache: one build under concurrent jobs (also where the lock does not hold), corrupt entries detected and rebuilt."""
 
+import contextlib
 import logging
 import multiprocessing as mp
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +45,34 @@ def test_two_processes_build_one_entry(tmp_path):
     assert results[0][2] == 4096  # the reader saw the whole file, never a partial one
     entries = [p for p in (tmp_path / "cache" / "sft").iterdir() if not p.name.endswith(".lock")]
     assert [p.name for p in entries] == [stage_key(SPEC)]  # no temporary directory left behind
+
+
+def test_a_lock_that_does_not_hold_across_machines_still_publishes_one_entry(tmp_path, monkeypatch, caplog):
+    """NFS without a lock daemon: both builders get the "lock" and build at once; the first rename publishes, the
+    other drops its build and both read the same entry."""
+    monkeypatch.setattr("bench.cache.FileLock", lambda path: contextlib.nullcontext())
+    both_building = threading.Barrier(2)
+
+    def build(out: Path, who: str) -> dict:
+        both_building.wait(timeout=30)
+        (out / "weights.bin").write_text(who)
+        if who == "second":
+            time.sleep(0.5)  # publishes after the first
+        return {"built_by": who}
+
+    results = {}
+    jobs = [threading.Thread(target=lambda w=w: results.update({w: StageCache(tmp_path).get_or_build("sft", SPEC, lambda out: build(out, w))}))
+            for w in ("first", "second")]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="bench.cache"):
+        for j in jobs:
+            j.start()
+        for j in jobs:
+            j.join(timeout=60)
+    (entry_a, manifest_a), (entry_b, manifest_b) = results["first"], results["second"]
+    assert entry_a == entry_b and manifest_a == manifest_b and manifest_b["info"] == {"built_by": "first"}
+    assert (entry_b / "weights.bin").read_text() == "first"
+    assert "built elsewhere meanwhile" in caplog.text
+    assert [p.name for p in (tmp_path / "sft").iterdir() if not p.name.endswith(".lock")] == [stage_key(SPEC)]
 
 
 def test_truncated_file_is_detected_and_rebuilt(tmp_path, caplog):

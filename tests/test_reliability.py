@@ -8,7 +8,9 @@ import sys
 import time
 
 import pytest
+import torch
 
+from bench.jobs import job_share
 from tests.conftest import TINY
 
 WALL_CLOCK = ("perf/", "memory/", "compute/seconds")
@@ -115,16 +117,29 @@ def test_an_exception_inside_a_run_is_a_failed_summary_with_its_traceback(run_ti
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-def test_parallel_jobs_build_each_stage_once(tmp_path):
-    """Two joblib workers need the same uncached stages at the same moment: one builds, the other waits and reads."""
+@pytest.mark.parametrize("launcher", ["local_jobs", "submitit_local"])
+def test_parallel_jobs_build_each_stage_once(launcher, tmp_path):
+    """Two jobs need the same uncached stages at the same moment (joblib workers, or submitit's local executor, the
+    SLURM launcher's stand-in): one builds, the other waits and reads; each writes its own run directory."""
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     cmd = [sys.executable, "-m", "bench.app", "-m", *TINY, "algo=dpo", "stage_seed=0", "seed=0,1", "budget.amount=5e9",
-           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+           f"hydra/launcher={launcher}", f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     summaries = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
-    assert [s["status"] for s in summaries] == ["finished", "finished"]
+    assert [(s["status"], s["seed"]) for s in summaries] == [("finished", 0), ("finished", 1)]
     assert summaries[0]["stages"] == summaries[1]["stages"]
+    # local_jobs: two jobs share the cores (bench/jobs.py); submitit's jobs keep the machine's default
+    assert {s["threads"] for s in summaries} == {job_share(2, 0, len(os.sched_getaffinity(0)), 0)[0] if launcher == "local_jobs" else torch.get_num_threads()}
+    logs = "".join(p.read_text() for p in sweep.glob("*/*.log"))  # each run's own log (Hydra's job logging)
     for stage in ("sft", "preferences", "reward_model"):
+        assert logs.count(f"cache miss: building {stage} ") == 1, stage
         entries = [p for p in (cache / stage).iterdir() if p.is_dir()]
         assert len(entries) == 1, f"{stage}: {entries}"  # one entry, no temporary or corrupt leftovers
+
+
+def test_each_concurrent_job_gets_its_share_of_the_cores_and_its_own_gpu():
+    assert job_share(n_jobs=3, job_num=0, cores=8, gpus=0) == (2, None)
+    assert job_share(n_jobs=2, job_num=3, cores=16, gpus=2) == (8, 1)
+    assert job_share(n_jobs=-1, job_num=5, cores=4, gpus=4) == (1, 1)  # joblib's -1: one job per core
+    assert job_share(n_jobs=8, job_num=0, cores=2, gpus=0) == (1, None)  # never below one thread
