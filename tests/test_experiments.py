@@ -51,4 +51,3 @@ def test_the_hub_experiments_run_end_to_end_on_local_files_of_their_schema(exper
     assert config.model.gradient_checkpointing
     row = json.loads((tmp_path / "run" / "samples.jsonl").read_text().splitlines()[-1])
     assert row["prompt"].endswith("<|im_start|>assistant\n")  # through the chat template
-
