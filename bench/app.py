@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import bench.algos  # noqa: F401  (registers the algorithm schemas)
 import bench.tasks  # noqa: F401  (registers the task schemas)
-from bench import rundir
+from bench import distributed, rundir
 from bench.config import ConfigError, to_object
 from bench.jobs import share_machine
 from bench.runner import objective, preflight, run
@@ -45,6 +45,7 @@ CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
+    distributed.setup()
     try:
         config = to_object(cfg)
         preflight(config)

@@ -8,6 +8,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from bench import distributed
+
 log = logging.getLogger("rlhf-bench")
 
 
@@ -17,6 +19,8 @@ class WriteResults(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from bench.results import main  # matplotlib and pandas only when a sweep ends
 
+        if not distributed.is_main():  # a data-parallel sweep: its other processes wrote no run
+            return
         sweep = Path(config.hydra.sweep.dir)
         if main([str(sweep), "--out", str(sweep / "results")]) == 0:
             log.info("tables and plots of this sweep: %s", sweep / "results")

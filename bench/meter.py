@@ -22,9 +22,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from bench import distributed
 from bench.config import BudgetConfig, BudgetUnit
 from bench.models import attention_dims, matmul_params
-
 
 BUDGET_AXIS = {BudgetUnit.flops: "compute/flops", BudgetUnit.seconds: "compute/seconds", BudgetUnit.steps: "compute/steps"}
 """The logged metric each budget unit is spent in."""
@@ -41,6 +41,7 @@ class Meter:
         self._seconds = 0.0
         self._started: float | None = None
         self._paused = 0
+        self._synced: dict[str, float] = {}
 
     def watch(self, model: nn.Module, name: str) -> nn.Module:
         n_params = matmul_params(model)
@@ -64,6 +65,27 @@ class Meter:
 
         model.register_forward_pre_hook(count, with_kwargs=True)
         return model
+
+    # -- processes ----------------------------------------------------------
+    def _counts(self) -> dict[str, float]:
+        return {"flops": self.flops, "tokens": self.tokens, "samples": self.samples} | {f"model/{k}": v for k, v in self.flops_by_model.items()}
+
+    def mark_synced(self) -> None:
+        """What was counted so far every process did alike (building the trainer): counted once, not summed."""
+        self._synced = self._counts()
+
+    def sync(self) -> None:
+        """Add up what every process of a data-parallel run counted since the last sync (bench/distributed.py)."""
+        if distributed.world() == 1:
+            return
+        now = self._counts()
+        keys = sorted(now)
+        before = self._synced
+        total = distributed.sum_over_processes([now[k] - before.get(k, 0.0) for k in keys])
+        counts = {k: before.get(k, 0.0) + t for k, t in zip(keys, total)}
+        self.flops, self.tokens, self.samples = counts.pop("flops"), int(counts.pop("tokens")), int(counts.pop("samples"))
+        self.flops_by_model = defaultdict(float, {k.removeprefix("model/"): v for k, v in counts.items()})
+        self._synced = self._counts()
 
     # -- time ---------------------------------------------------------------
     def start(self) -> None:

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from bench import distributed
+
 
 class EpochSampler:
     """Indices 0..n-1 in a fresh random order each epoch; its state is part of a checkpoint."""
@@ -49,13 +51,16 @@ class EpochSampler:
         return {"examples": self.n, "epochs": self.taken / self.n}
 
     def take(self, k: int) -> list[int]:
-        self.taken += k
+        """This process's k of the next k·P indices (P processes of a data-parallel run: bench/distributed.py),
+        so P processes taking k see what one process taking k·P sees."""
+        world, rank = distributed.world(), distributed.rank()
+        self.taken += k * world
         out: list[int] = []
-        while len(out) < k:
+        while len(out) < k * world:
             if not self.queue:
                 self.queue = torch.randperm(self.n, generator=self.generator).tolist()
             out.append(self.queue.pop(0))
-        return out
+        return out[rank * k : (rank + 1) * k]
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "queue": list(self.queue), "taken": self.taken}

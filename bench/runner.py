@@ -16,11 +16,13 @@ after it. A run that spent more than another is never compared at its own end po
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import platform
 import subprocess
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -28,10 +30,10 @@ from pathlib import Path
 
 import torch
 
-from bench import rundir
+from bench import distributed, rundir
 from bench.algos import ALGOS, Context, Trainer, build_trainer, resolve_reward_source
 from bench.cache import StageCache
-from bench.config import Config, ConfigError, Device, Precision
+from bench.config import Config, ConfigError, Device, Precision, WandbMode
 from bench.evaluator import Evaluator
 from bench.logger import Progress, RunLogger
 from bench.meter import BUDGET_AXIS, Meter
@@ -173,9 +175,17 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
     resolved = json.loads(json.dumps(resolved_config, default=str))  # plain JSON types
     identity = rundir.identity(resolved)
     execution = {"result_version": rundir.RESULT_VERSION, "device": pick_device(cfg.device).type}
-    previous = reusable_run(run_dir, identity, execution)
+    if distributed.world() > 1:  # another computation than one process's with the same config (bench/distributed.py)
+        execution["processes"] = distributed.world()
+    # one run directory, process 0's, read by all (its checkpoint) and written by process 0 alone
+    run_dir, previous, refused = distributed.from_main(_reusable_or_refused(run_dir, identity, execution) if distributed.is_main() else None)
+    if refused:
+        raise ConfigError(refused)
     if previous is not None:
         return previous
+    checkpoint_dir = run_dir
+    if not distributed.is_main():
+        run_dir = Path(tempfile.mkdtemp(prefix=f"rlhf-bench-rank{distributed.rank()}-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / rundir.CONFIG).write_text(json.dumps(resolved, indent=2))
     summary: dict = {
@@ -187,7 +197,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
     }  # fmt: skip
     started, built = time.time(), None
     try:
-        checkpoint = resume(run_dir) if cfg.resume else None
+        checkpoint = resume(checkpoint_dir) if cfg.resume else None
         built = build(cfg, run_dir, resolved, sweep, summary, checkpoint)
         state = LoopState(cfg.budget.eval_every, cfg.checkpoint_every)
         if checkpoint is None:
@@ -196,6 +206,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
             built.logger.log_samples(built.evaluator.samples, built.baseline)
         else:
             state = restore(built, checkpoint, summary)
+            built.meter.mark_synced()
         train(built, state, run_dir)
         summary |= summarise(built, state)
     except Diverged as e:
@@ -223,6 +234,13 @@ def wandb_summary(summary: dict) -> dict:
     sft = {f"sft/{k}": v for k, v in summary.get("sft", {}).items()}
     perf = {f"perf/{k}": v for k, v in summary.get("perf", {}).items()}
     return summary.get("final", {}) | best | sft | summary.get("memory", {}) | perf | {"status": summary["status"]}
+
+
+def _reusable_or_refused(run_dir: Path, identity: str, execution: dict) -> tuple[Path, dict | None, str | None]:
+    try:
+        return run_dir, reusable_run(run_dir, identity, execution), None
+    except ConfigError as e:
+        return run_dir, None, str(e)
 
 
 def reusable_run(run_dir: Path, identity: str, execution: dict) -> dict | None:
@@ -275,7 +293,7 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     # wandb: one group per configuration (what a chart should average over seeds), the sweep as a tag
     tags = [cfg.task.name, Path(describe(cfg.model)).name[:64]] + ([f"sweep:{sweep}"[:64]] if sweep else [])  # wandb caps tags at 64
     logger = RunLogger(
-        cfg.logger, run_dir, name=run_dir.name, group=cfg.logger.group or f"{cfg.task.name}_{cfg.algo.name}_{summary['group']}",
+        cfg.logger if distributed.is_main() else dataclasses.replace(cfg.logger, wandb_mode=WandbMode.disabled), run_dir, name=run_dir.name, group=cfg.logger.group or f"{cfg.task.name}_{cfg.algo.name}_{summary['group']}",
         job_type=cfg.algo.name, tags=tags, config=resolved, keep=checkpoint["runner"]["logged"] if checkpoint else None,
         run_id=checkpoint["runner"]["wandb_id"] if checkpoint else None,
     )  # fmt: skip
@@ -294,6 +312,9 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     meter.start()
     with autocast(device, cfg.precision):  # what a trainer computes once (DPO's reference log-probs) in its steps' precision
         trainer = build_trainer(cfg.algo, ctx)
+    meter.mark_synced()  # every process built the same trainer: its cost (DPO's reference log-probs) counts once
+    if distributed.world() > 1:  # the same start, then each process its own samples
+        torch.manual_seed(cfg.seed + distributed.rank() * 2**32)
     return Built(cfg, device, meter, phases, evaluator, logger, progress, trainer, baseline)
 
 
@@ -322,24 +343,28 @@ def restore(built: Built, checkpoint: dict, summary: dict) -> LoopState:
 
 
 def train(b: Built, state: LoopState, run_dir: Path) -> None:
-    """Step until the budget is spent; evaluate and checkpoint on the way and at the end."""
-    while not b.meter.exhausted():
+    """Step until the budget is spent; evaluate and checkpoint on the way and at the end. Whether it is spent is
+    decided once a step, by all processes together: the step that ends the loop is the one evaluated last."""
+    last = distributed.any_process(b.meter.exhausted())
+    while not last:
         row = timed_step(b)
         state.iteration += 1
         b.logger.log(row | {"compute/iterations": state.iteration} | b.meter.metrics())
         raise_if_not_finite(row, state.iteration)
-        done, last = b.meter.spent_fraction(), b.meter.exhausted()
+        done, last = b.meter.spent_fraction(), distributed.any_process(b.meter.exhausted())
         if state.eval_due(done) or last:
             state.evals.append(evaluate(b))
         if state.checkpoint_due(done) or last:  # the last one holds the final policy
             save_checkpoint(b, state, run_dir)
+    distributed.check_same_weights(b.trainer.policy)
 
 
 def timed_step(b: Built) -> dict[str, float]:
     """One trainer step with its wall time, throughput and the share of it spent sampling."""
     start, flops, tokens = time.perf_counter(), b.meter.flops, b.meter.tokens
-    with b.precision():
-        row = b.trainer.step()
+    with b.precision(), distributed.data_parallel():
+        row = distributed.mean_over_processes(b.trainer.step())
+    b.meter.sync()
     step_s = time.perf_counter() - start
     row |= b.phases.pop() | {
         "perf/step_s": step_s,
@@ -429,6 +454,7 @@ def summarise(b: Built, state: LoopState) -> dict:
         "overshoot": last[axis] / b.cfg.budget.amount - 1,
         "best": best_evaluation(state.evals),
         "data": b.trainer.data(),
+        "processes": distributed.world(),
         "memory": b.trainer.memory() | {f"memory/peak_bytes/{k}": float(v) for k, v in b.phases.peak.items()},
         "perf": {
             "flops_per_s": b.meter.flops / max(b.meter.seconds, 1e-9),

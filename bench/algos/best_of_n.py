@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bench import distributed
 from bench.algos import Context, register_algo
 from bench.config import ConfigError, RewardSource
 from bench.losses import best_of_n_kl
@@ -96,13 +97,14 @@ class BestOfNPolicy:
 
 class BestOfN:
     def __init__(self, cfg: BestOfNConfig, ctx: Context):
-        if cfg.prompts_per_step > len(ctx.train_prompts):
-            raise ValueError(f"algo.prompts_per_step {cfg.prompts_per_step} is more than the {len(ctx.train_prompts)} training prompts")
+        if cfg.prompts_per_step * distributed.world() > len(ctx.train_prompts):
+            raise ValueError(f"algo.prompts_per_step {cfg.prompts_per_step} × {distributed.world()} processes is more than the {len(ctx.train_prompts)} training prompts")
         self.cfg, self.ctx = cfg, ctx
         self.score = ctx.rewards if cfg.selector == Selector.reward else lambda b: reward_scores(ctx.reward_model, b, ctx.tokenizer.eos_token_id)
         self.policy = BestOfNPolicy(ctx.reference, self.score, ctx.tokenizer)
         order = torch.randperm(len(ctx.train_prompts), generator=torch.Generator().manual_seed(ctx.seed))
-        self.prompts = [ctx.train_prompts[i] for i in order[: cfg.prompts_per_step].tolist()]
+        start = distributed.rank() * cfg.prompts_per_step  # each process its share of one run's prompts
+        self.prompts = [ctx.train_prompts[i] for i in order[start : start + cfg.prompts_per_step].tolist()]
         self.best_reward = torch.full((len(self.prompts),), -torch.inf, device=ctx.device)
         """The best reward among each prompt's candidates so far: best-of-N's reward on its own prompts."""
         self.drawn = 0
