@@ -7,6 +7,7 @@ under `+tune=<algo>`."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ log = logging.getLogger("rlhf-bench")
 def _run_identity(*, _root_: DictConfig) -> str:
     """`${run_identity:}` in the sweep's subdir: the identity of the job's config (Hydra's own node left out)."""
     job = OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"])  # resolving `hydra` would recurse
-    return rundir.identity(OmegaConf.to_container(job, resolve=True))
+    return rundir.identity(distributed.with_processes(OmegaConf.to_container(job, resolve=True)))
 
 
 OmegaConf.register_new_resolver("run_identity", _run_identity, replace=True)
@@ -60,6 +61,10 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as e:  # a directory holding another configuration's finished run
         print(f"rlhf-bench: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception:  # a data-parallel run failed in this process: leave, so that torchrun stops the others
+        log.exception("process %d of a data-parallel run failed; stopping it", distributed.rank())
+        logging.shutdown()
+        os._exit(1)
     log.info("%s: %s", summary["status"], Path(hydra_cfg.runtime.output_dir))
     return objective(summary)
 

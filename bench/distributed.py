@@ -11,15 +11,21 @@ batch b see the examples one process with batch P·b sees). Then
                   budget buys the same compute whatever P; the decision to stop is taken by all together
     metrics       a step's `train/*` row is the mean over the processes
     files         only process 0 writes the run directory and logs to wandb; the others write a scratch
-                  directory of their own that is thrown away
+                  directory of their own, deleted when the run ends, and no checkpoint
     evaluation    only process 0's rows are kept; it samples the same held-out prompts on its fixed stream
                   whatever P, so `eval/*` does not depend on P
+    failures      a step that fails in one process ends every process (the exception is raised, torchrun
+                  stops the others) instead of leaving them waiting in a collective; a killed run starts
+                  over (its other processes' random streams and shares are not in process 0's checkpoint)
+    identity      `processes: P` joins the run's config (`with_processes`): another run directory and group
 
 Where the mean of the processes' losses is not the loss of the whole batch, the step is DDP's approximation,
 not the one-process step: token-mean losses over shares of different token counts (PPO, REINFORCE++) and the
 batch whitening of advantages (PPO, REINFORCE++), which each process takes over its own share. Sequence-mean
 losses (GRPO's default, RLOO's, DPO's) average exactly. Each process samples from its own random stream
 (the trainer seed + its rank), so a P-process run is another draw of the same experiment, as another seed is.
+A step's spread statistics (`reward_std`, `advantages/std`) are the mean of the processes', not the batch's;
+a seconds budget is wall seconds, so P processes get P times the device-seconds of one.
 """
 
 from __future__ import annotations
@@ -33,13 +39,25 @@ import torch.distributed as dist
 _averaging = False
 
 
+def processes() -> int:
+    """The processes torchrun (or accelerate launch) started for this run, from the environment (before `setup`)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup() -> None:
-    """Join the process group torchrun (or accelerate launch) describes in the environment; nothing for one process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        cuda = torch.cuda.is_available()
-        if cuda:
+    """Join the process group the environment describes; nothing for one process."""
+    if processes() > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo")
+            dist.init_process_group("cpu:gloo,cuda:nccl")  # the meter's and the metrics' sums are CPU tensors
+        else:
+            dist.init_process_group("gloo")
+
+
+def with_processes(resolved: dict) -> dict:
+    """A run's config with its number of processes where there are several: P processes with batch b are another
+    experiment than one process with b (another run identity and group, never averaged with it as a seed)."""
+    return resolved | {"processes": processes()} if processes() > 1 else resolved
 
 
 def world() -> int:
@@ -98,13 +116,14 @@ def any_process(flag: bool) -> bool:
     return sum_over_processes([float(flag)])[0] > 0
 
 
-def check_same_weights(model) -> None:
+def check_same_weights(*models) -> None:
     """Every process must hold the same weights after the same averaged steps; a drift (a step one process took
     alone) fails the run here instead of averaging models that are no longer one."""
-    if world() == 1 or not isinstance(model, torch.nn.Module):
+    models = [m for m in models if isinstance(m, torch.nn.Module)]
+    if world() == 1 or not models:
         return
     with torch.no_grad():
-        flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
+        flat = torch.cat([p.detach().reshape(-1).double() for m in models for p in m.parameters()])
         checksum = torch.stack([flat.sum(), flat.square().sum()])
     extremes = torch.cat([checksum, -checksum])  # max and -min in one all-reduce: equal on every process iff max == min
     dist.all_reduce(extremes, op=dist.ReduceOp.MAX)

@@ -15,8 +15,7 @@ averages them, and only them.
 
 The config is not all of a computation: the code and the device are too. A summary
 records its `execution` (`RESULT_VERSION`, bumped with every change of the code that
-changes a number, the device type, which decides `precision=auto`, and, for a data-parallel
-run, its number of processes); a finished run
+changes a number, and the device type, which decides `precision=auto`); a finished run
 is reused only under the same identity *and* the same execution. The hash leaves them
 out so that a sweep's directories keep their names across machines and commits.
 
@@ -25,7 +24,7 @@ summary.json (schema 2):
     algo, task, model       what ran
     seed, stage_seed        the trainer's seed; the seed of the cached stages and prompt splits
     identity, group         hashes (above); settings: the flattened result-changing config minus seeds
-    execution               {result_version, device[, processes]}: what the config does not say about the computation
+    execution               {result_version, device}: what the config does not say about the computation
     budget                  {unit, amount}
     final                   eval/* interpolated at exactly the budget, compute/* at the budget
     last_eval               the last evaluation as measured (after the last step, past the budget)

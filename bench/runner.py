@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -172,15 +173,13 @@ class LoopState:
 def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = None) -> dict:
     """One run (one algorithm × one task × one seed). Returns the summary it wrote (or found).
     `sweep` names the sweep the run belongs to (a wandb tag)."""
-    resolved = json.loads(json.dumps(resolved_config, default=str))  # plain JSON types
+    resolved = distributed.with_processes(json.loads(json.dumps(resolved_config, default=str)))  # plain JSON types
     identity = rundir.identity(resolved)
     execution = {"result_version": rundir.RESULT_VERSION, "device": pick_device(cfg.device).type}
-    if distributed.world() > 1:  # another computation than one process's with the same config (bench/distributed.py)
-        execution["processes"] = distributed.world()
     # one run directory, process 0's, read by all (its checkpoint) and written by process 0 alone
     run_dir, previous, refused = distributed.from_main(_reusable_or_refused(run_dir, identity, execution) if distributed.is_main() else None)
-    if refused:
-        raise ConfigError(refused)
+    if refused is not None:
+        raise refused
     if previous is not None:
         return previous
     checkpoint_dir = run_dir
@@ -197,7 +196,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
     }  # fmt: skip
     started, built = time.time(), None
     try:
-        checkpoint = resume(checkpoint_dir) if cfg.resume else None
+        checkpoint = resume(checkpoint_dir) if cfg.resume and distributed.world() == 1 else None
         built = build(cfg, run_dir, resolved, sweep, summary, checkpoint)
         state = LoopState(cfg.budget.eval_every, cfg.checkpoint_every)
         if checkpoint is None:
@@ -217,6 +216,8 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
     except Exception:  # a failed run must not stop the sweep; the traceback goes in its summary
         log.exception("run failed")
         summary["error"] = traceback.format_exc()
+        if distributed.world() > 1:  # but the other processes would wait for this one in their next collective
+            raise
     finally:
         summary["wall_s"] = time.time() - started
         rundir.write_json(run_dir / rundir.SUMMARY, summary)
@@ -224,6 +225,8 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
             built.logger.summary(wandb_summary(summary))
             built.logger.close(exit_code=0 if summary["status"] == "finished" else 1)
             built.progress.finished(summary)
+        if not distributed.is_main():
+            shutil.rmtree(run_dir, ignore_errors=True)
     return summary
 
 
@@ -236,11 +239,12 @@ def wandb_summary(summary: dict) -> dict:
     return summary.get("final", {}) | best | sft | summary.get("memory", {}) | perf | {"status": summary["status"]}
 
 
-def _reusable_or_refused(run_dir: Path, identity: str, execution: dict) -> tuple[Path, dict | None, str | None]:
+def _reusable_or_refused(run_dir: Path, identity: str, execution: dict) -> tuple[Path, dict | None, ConfigError | None]:
+    """`reusable_run`'s answer as a value that process 0 can hand to the others."""
     try:
         return run_dir, reusable_run(run_dir, identity, execution), None
     except ConfigError as e:
-        return run_dir, None, str(e)
+        return run_dir, None, e
 
 
 def reusable_run(run_dir: Path, identity: str, execution: dict) -> dict | None:
@@ -354,9 +358,9 @@ def train(b: Built, state: LoopState, run_dir: Path) -> None:
         done, last = b.meter.spent_fraction(), distributed.any_process(b.meter.exhausted())
         if state.eval_due(done) or last:
             state.evals.append(evaluate(b))
-        if state.checkpoint_due(done) or last:  # the last one holds the final policy
+        if (state.checkpoint_due(done) or last) and distributed.is_main():  # the last one holds the final policy
             save_checkpoint(b, state, run_dir)
-    distributed.check_same_weights(b.trainer.policy)
+    distributed.check_same_weights(b.trainer.policy, getattr(b.trainer, "critic", None))
 
 
 def timed_step(b: Built) -> dict[str, float]:

@@ -11,8 +11,8 @@
                bf16 autocast at a 0.5 B model of Qwen2.5-0.5B's shape (random weights: utilisation needs the
                shapes, not the weights): the meter's FLOPs per second over the GPU's bf16 dense peak.
 
-`tests/test_gpu.py` (marker `gpu`, deselected by default) runs the same functions at small sizes on CUDA;
-`tests/test_gpu_check.py` runs them on the CPU at tiny sizes so that the script itself is always tested.
+`tests/test_gpu_check.py` runs the same functions at small sizes on CUDA (marker `gpu`, deselected by default)
+and on the CPU at tiny sizes, so that the script itself is always tested.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def sync(device: torch.device) -> None:
 
 
 # `experiment=smollm2_sentiment` scaled down to a few steps
-SMOLLM2_SETTING = ["experiment=smollm2_sentiment", "task.n_train=64", "task.n_eval=16", "task.n_val=8", "task.max_new_tokens=32",
+SMOLLM2_SETTING = ["experiment=smollm2_sentiment", "task.n_eval=16", "task.n_val=8", "task.max_new_tokens=32",
                    "prefs.n_pairs=64", "rm.batch_size=8"]  # fmt: skip
 
 

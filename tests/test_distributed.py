@@ -40,7 +40,10 @@ def two_process_sweep(tmp_path_factory):
         pytest.fail("torchrun is not on PATH (it comes with torch)")
     cmd = ["torchrun", "--nproc_per_node", "2", "-m", "bench.app", *TINY, *DP, f"cache_dir={root / 'cache'}",
            "algo=ppo,grpo,dpo,rloo,reinforce_pp,best_of_n", f"hydra.sweep.dir={root / 'sweep'}"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    (root / "tmp").mkdir()  # where process 1 writes its scratch run directories
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1", "TMPDIR": str(root / "tmp")}
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summaries = {s["algo"]: s for s in (json.loads(p.read_text()) for p in (root / "sweep").glob("*/summary.json"))}
     return root, summaries
@@ -61,8 +64,8 @@ def test_two_processes_spend_the_same_compute_as_one_with_twice_the_batch(algo, 
     assert two["sft"] == one["sft"]  # evaluation does not depend on the processes
     gold, kl = "eval/gold_reward", "eval/kl_to_ref"
     if algo in ("dpo", "best_of_n"):
-        # the same examples and no sampling in the update (DPO's fixed pairs; best-of-N's N): the same run, up to
-        # the order in which two processes' gradients are summed
+        # DPO: the same pairs and no sampling in the update, so the same run up to the order in which the two
+        # processes' gradients are summed. Best-of-N: evaluated at its N, which the same FLOPs must buy
         assert two["final"][gold] == pytest.approx(one["final"][gold], abs=1e-3)
         assert two["final"][kl] == pytest.approx(one["final"][kl], abs=1e-2)
     else:
@@ -74,9 +77,21 @@ def test_two_processes_spend_the_same_compute_as_one_with_twice_the_batch(algo, 
 
 def test_a_data_parallel_run_is_written_once(two_process_sweep):
     root, summaries = two_process_sweep
-    assert len(list((root / "sweep").glob("*/summary.json"))) == 6  # process 1 wrote its own scratch directory
+    assert len(list((root / "sweep").glob("*/summary.json"))) == 6
+    assert not list((root / "tmp").glob("rlhf-bench-rank*"))  # process 1's scratch directories are gone
     assert (root / "sweep" / "results" / "paper.md").exists()
+    assert all(s["settings"]["processes"] == 2 for s in summaries.values())  # another experiment than one process's
     for s in summaries.values():
         rows = [json.loads(line) for line in (Path(s["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
         iterations = [r["compute/iterations"] for r in rows if "compute/iterations" in r]
         assert iterations == sorted(set(iterations))  # one process logged each step once
+
+
+def test_a_failure_ends_every_process_instead_of_leaving_them_waiting(tmp_path):
+    # 2 × 400 prompts are more than best-of-N's 600 training prompts: each process fails building its trainer
+    cmd = ["torchrun", "--nproc_per_node", "2", "-m", "bench.app", *TINY, *DP, f"cache_dir={tmp_path / 'cache'}", "algo=best_of_n",
+           "algo.prompts_per_step=400", f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    (summary,) = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/summary.json")]
+    assert summary["status"] == "failed" and "400 × 2 processes is more than the 600 training prompts" in summary["error"]

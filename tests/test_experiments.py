@@ -30,6 +30,8 @@ def test_each_experiment_gives_every_algorithm_a_learning_rate_for_a_pretrained_
         assert cfg.algo.lr <= 3e-6 < default.lr
         # the command line still wins over the experiment
         assert compose_config(f"experiment={experiment}", f"algo={algo}", "algo.lr=2e-7").algo.lr == 2e-7
+    if algo == "best_of_n":  # a round of draws takes its prompts from the training prompts
+        assert cfg.algo.prompts_per_step <= cfg.task.n_train
     config = to_object(cfg)  # every value is one its schema accepts
     if experiment == "smollm2_sentiment":  # the one that needs no network: its prompts, model and judge are all here
         preflight(config)
