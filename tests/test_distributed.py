@@ -2,8 +2,8 @@
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,8 @@ from bench import distributed
 from bench.rollout import EpochSampler
 from tests.conftest import TINY, tiny_config
 
+# `torchrun` of this interpreter (the console script on PATH may belong to another environment)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 # best-of-N's two processes each take 256 prompts of one order: 600 training prompts hold 512
 DP = ["task.n_train=600", "stage_seed=0", "seed=0"]
 # one process with twice the per-process batch of the two-process run (each algorithm's defaults)
@@ -36,9 +38,7 @@ def test_the_processes_shares_are_one_process_batch(monkeypatch):
 def two_process_sweep(tmp_path_factory):
     """All six algorithms at their default (per-process) batch, on two processes, one torchrun."""
     root = tmp_path_factory.mktemp("dp")
-    if shutil.which("torchrun") is None:
-        pytest.fail("torchrun is not on PATH (it comes with torch)")
-    cmd = ["torchrun", "--nproc_per_node", "2", "-m", "bench.app", *TINY, *DP, f"cache_dir={root / 'cache'}",
+    cmd = [*TORCHRUN, "--nproc_per_node", "2", "-m", "bench.app", *TINY, *DP, f"cache_dir={root / 'cache'}",
            "algo=ppo,grpo,dpo,rloo,reinforce_pp,best_of_n", f"hydra.sweep.dir={root / 'sweep'}"]  # fmt: skip
     (root / "tmp").mkdir()  # where process 1 writes its scratch run directories
     done = subprocess.run(
@@ -89,7 +89,7 @@ def test_a_data_parallel_run_is_written_once(two_process_sweep):
 
 def test_a_failure_ends_every_process_instead_of_leaving_them_waiting(tmp_path):
     # 2 × 400 prompts are more than best-of-N's 600 training prompts: each process fails building its trainer
-    cmd = ["torchrun", "--nproc_per_node", "2", "-m", "bench.app", *TINY, *DP, f"cache_dir={tmp_path / 'cache'}", "algo=best_of_n",
+    cmd = [*TORCHRUN, "--nproc_per_node", "2", "-m", "bench.app", *TINY, *DP, f"cache_dir={tmp_path / 'cache'}", "algo=best_of_n",
            "algo.prompts_per_step=400", f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
     assert done.returncode != 0
