@@ -12,6 +12,7 @@ batch b see the examples one process with batch P·b sees). Then
     metrics       a step's `train/*` row is the mean over the processes
     files         only process 0 writes the run directory and logs to wandb; the others write a scratch
                   directory of their own, deleted when the run ends, and no checkpoint
+    stages        built by process 0 alone (transformers saves a model from process 0 only), then read by all
     evaluation    only process 0's rows are kept; it samples the same held-out prompts on its fixed stream
                   whatever P, so `eval/*` does not depend on P
     failures      a step that fails in one process ends every process (the exception is raised, torchrun
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -47,11 +49,14 @@ def processes() -> int:
 def setup() -> None:
     """Join the process group the environment describes; nothing for one process."""
     if processes() > 1 and not dist.is_initialized():
+        # the others wait for process 0 to build the stages (sampling pairs, training the reward model) at a
+        # barrier: longer than NCCL's default 10 minutes on a real model
+        timeout = timedelta(hours=2)
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-            dist.init_process_group("cpu:gloo,cuda:nccl")  # the meter's and the metrics' sums are CPU tensors
+            dist.init_process_group("cpu:gloo,cuda:nccl", timeout=timeout)  # the meter's and the metrics' sums are CPU tensors
         else:
-            dist.init_process_group("gloo")
+            dist.init_process_group("gloo", timeout=timeout)
 
 
 def with_processes(resolved: dict) -> dict:
@@ -129,6 +134,11 @@ def check_same_weights(*models) -> None:
     dist.all_reduce(extremes, op=dist.ReduceOp.MAX)
     if not torch.equal(extremes[:2], -extremes[2:]):
         raise RuntimeError("the data-parallel processes hold different weights: they took different steps")
+
+
+def barrier() -> None:
+    if world() > 1:
+        dist.barrier()
 
 
 def from_main(obj):
