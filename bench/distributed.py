@@ -136,8 +136,13 @@ def check_same_weights(*models) -> None:
         raise RuntimeError("the data-parallel processes hold different weights: they took different steps")
 
 
-def barrier() -> None:
-    if world() > 1:
+@contextmanager
+def main_first():
+    """Process 0 runs the block first; the others run it once it has finished (accelerate's `main_process_first`)."""
+    if not is_main():
+        dist.barrier()
+    yield
+    if is_main() and world() > 1:
         dist.barrier()
 
 

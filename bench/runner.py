@@ -284,10 +284,7 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
         prompts = chat_prompts(prompts, tokenizer)
     summary["task_best"] = task.best_gold_reward
     summary["objective"] = objective_metric(task)
-    if distributed.is_main():  # transformers' save_pretrained writes nothing on another process: process 0 builds,
-        stages = prepare_stages(cfg, task, tokenizer, prompts.train, device)
-    distributed.barrier()
-    if not distributed.is_main():  # the others read what it built
+    with distributed.main_first():  # transformers' save_pretrained writes nothing outside process 0: it builds, the others read
         stages = prepare_stages(cfg, task, tokenizer, prompts.train, device)
     summary["stages"] = {
         name: {"hash": m["key"], **{k: v for k, v in m["info"].items() if isinstance(v, (int, float, str))}}
