@@ -24,7 +24,7 @@ from bench.config import BudgetConfig, Config, PreferenceConfig
 from bench.losses import masked_mean
 from bench.meter import Meter
 from bench.models import ScalarHeadModel, build_policy, load_policy, with_gradient_checkpointing
-from bench.optim import clip_and_step
+from bench.optim import adamw, clip_and_step
 from bench.rollout import make_batch, reward_scores, sample, token_logprobs
 from bench.tasks import Task
 
@@ -60,7 +60,7 @@ def _sft(out: Path, cfg: Config, task: Task, tokenizer, prompts: list[str], devi
     meter.watch(policy, "policy")
     rng = random.Random(f"sft-{cfg.stage_seed}")
     demos = [task.demonstration(p, rng) for p in prompts]
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.sft.lr, weight_decay=0.0)
+    optimizer = adamw(policy, cfg.sft.lr)
     schedule = get_cosine_schedule_with_warmup(optimizer, cfg.sft.steps // 10, cfg.sft.steps)
     order = torch.Generator().manual_seed(cfg.stage_seed)
     policy.train()
@@ -155,7 +155,7 @@ def _reward_model(out: Path, cfg: Config, tokenizer, sft: Path, pairs_dir: Path,
             f"{len(train)} preference pairs to train the reward model on, fewer than one rm.batch_size ({cfg.rm.batch_size}) "
             "batch: raise prefs.n_pairs (prefs.drop_ties may have dropped most pairs as ties)"
         )
-    optimizer = torch.optim.AdamW(rm.parameters(), lr=cfg.rm.lr, weight_decay=0.0)
+    optimizer = adamw(rm, cfg.rm.lr)
     schedule = get_cosine_schedule_with_warmup(optimizer, steps // 10, steps)
     shuffle = torch.Generator().manual_seed(cfg.stage_seed + 1)
 

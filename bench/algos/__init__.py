@@ -16,6 +16,7 @@ from transformers import PreTrainedModel
 from bench.config import ConfigError, RewardSource, register
 from bench.meter import Meter
 from bench.models import ScalarHeadModel, load_policy, with_gradient_checkpointing
+from bench.optim import adamw
 from bench.phases import Phases, model_bytes
 from bench.rollout import Batch, EpochSampler, reward_scores, sample
 from bench.stages import Stages
@@ -84,7 +85,7 @@ class PolicyTrainer:
     def __init__(self, ctx: Context, lr: float, examples: int, reference: bool, rewarded: bool):
         self.ctx = ctx
         self.policy = ctx.trainable_policy()
-        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=lr, weight_decay=0.0)
+        self.optimizer = adamw(self.policy, lr)
         self.sampler = EpochSampler(examples, ctx.seed)
         self.frozen = {"reference": ctx.reference} if reference else {}
         if rewarded and ctx.reward_source == RewardSource.model:

@@ -26,7 +26,7 @@ from bench.algos import Context, register_algo, train_metrics
 from bench.config import ConfigError, RewardSource
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, masked_mean, token_rewards, whiten
 from bench.models import ScalarHeadModel, load_policy, with_gradient_checkpointing
-from bench.optim import clip_and_step
+from bench.optim import adamw, clip_and_step
 from bench.phases import model_bytes
 from bench.rollout import EpochSampler, sample, sequence_values, token_logprobs
 
@@ -77,8 +77,8 @@ class PPO:
             else ScalarHeadModel.from_policy(load_policy(ctx.stages.sft))
         )
         self.critic = ctx.meter.watch(with_gradient_checkpointing(critic.to(ctx.device).train(), ctx.gradient_checkpointing), "critic")
-        self.actor_opt = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
+        self.actor_opt = adamw(self.policy, cfg.lr)
+        self.critic_opt = adamw(self.critic, cfg.critic_lr)
         self.sampler = EpochSampler(len(ctx.train_prompts), ctx.seed)
         self.shuffle = torch.Generator().manual_seed(ctx.seed + 1)
 
