@@ -10,9 +10,24 @@ the step so that a noisy machine affects both alike:
     old_logprobs_from_sampler   the no-grad forward that recomputes log π_old (PPO; GRPO when the rollout gets
                                 several optimiser steps). The sampler saw each token's logits already; the
                                 script also reports how far its log-probs are from the recomputed ones.
-    foreach_adamw               AdamW's multi-tensor step instead of the per-parameter loop (bit-identical here).
+    foreach_adamw               AdamW's multi-tensor step instead of the per-parameter loop: bit-identical, so
+                                taken since bdb3711 (bench/optim.py `adamw`); the saving is against the loop.
+    fused_adamw                 AdamW's fused kernel (not bit-identical: the script prints the gap it leaves).
 
 and prints each lever's projected step time and speed-up (step / (step - saving)).
+
+It then bounds every lever that keeps the numbers. Hooks time, over the same steps, what happens inside the
+models' forward passes (policy, reference, reward model, critic), inside backward() and inside the optimiser
+steps: the passes each algorithm needs. Whatever leaves those passes as they are (so the numbers stay the same)
+can at most remove the rest of the step and the one pass that is not needed (old log-probs), so
+
+    bound = step / (needed passes)
+
+is the largest speed-up such a lever can give. The passes themselves get faster only through other kernels
+(fusion, `torch.compile`, bf16), which change the numbers, or with less per-call cost (Python and dispatch in
+the model's modules). The fixed cost of a forward call (a one-token forward of the policy) times the forward
+calls per step is that cost; `bound with free calls` takes it away as well, a limit no implementation reaches
+(the kernels of a one-token forward are part of it).
 
 Measured at commit c6aada6 on the 2-core CPU (torch 2.13, 2 threads, 10 steps): PPO 356-368 ms a step (rollout 42,
 scoring 58, update 264), GRPO 149-152 ms (rollout 42, scoring 44, update 65). Old log-probs from the sampler would
@@ -36,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from transformers import DynamicCache
 
 from bench.app import CONF_DIR
@@ -70,6 +86,42 @@ def sampler_logprobs(model, tokenizer, prompts: list[str], max_new_tokens: int):
     return ids, torch.stack(tokens, 1), torch.stack(logps, 1)
 
 
+class PassClock:
+    """Wall time inside the models' forward calls, inside backward() and inside optimiser steps, while `on`."""
+
+    def __init__(self):
+        self.on = False
+        self._started: dict[str, float] = {}
+        self.reset()
+        register_optimizer_step_pre_hook(lambda *_: self._start("optimiser"))
+        register_optimizer_step_post_hook(lambda *_: self._stop("optimiser"))
+        backward = torch.Tensor.backward
+
+        def timed_backward(tensor, *args, **kwargs):
+            self._start("backward")
+            backward(tensor, *args, **kwargs)
+            self._stop("backward")
+
+        torch.Tensor.backward = timed_backward
+
+    def reset(self) -> None:
+        self.seconds = {"forward": 0.0, "backward": 0.0, "optimiser": 0.0}
+        self.forward_calls = 0
+
+    def watch(self, models: list[torch.nn.Module]) -> None:
+        for model in models:
+            model.register_forward_pre_hook(lambda *_: self._start("forward"))
+            model.register_forward_hook(lambda *_: self._stop("forward"))
+
+    def _start(self, what: str) -> None:
+        self._started[what] = time.perf_counter()
+
+    def _stop(self, what: str) -> None:
+        if self.on:
+            self.seconds[what] += time.perf_counter() - self._started[what]
+            self.forward_calls += what == "forward"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["ppo", "grpo"])
@@ -77,49 +129,82 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=".cache/rlhf-bench")
     args = parser.parse_args()
     print(f"torch threads {torch.get_num_threads()}, {args.steps} steps each, small preset, task sentiment, default settings")
+    med = statistics.median
+    clock = PassClock()
     for algo in args.algos:
         b = built_run(algo, args.cache_dir)
         trainer, ctx = b.trainer, b.trainer.ctx
+        models = [trainer.policy, ctx.reference, ctx.reward_model] + ([trainer.critic] if hasattr(trainer, "critic") else [])
+        clock.reset()
+        clock.watch(models)
         for _ in range(3):
             trainer.step()
         b.phases.pop()
-        step_s, old_s, adam_single_s, adam_foreach_s = [], [], [], []
         policy = trainer.policy
-        twin = copy.deepcopy(policy)
-        single = torch.optim.AdamW(twin.parameters(), lr=1e-5, weight_decay=0.0, foreach=False)
-        multi = torch.optim.AdamW(twin.parameters(), lr=1e-5, weight_decay=0.0, foreach=True)
+        twins = {kind: copy.deepcopy(policy) for kind in ("single", "foreach", "fused")}
+        optimizers = {kind: torch.optim.AdamW(twins[kind].parameters(), lr=1e-5, weight_decay=0.0, **{kind: True} if kind != "single" else {"foreach": False}) for kind in twins}  # fmt: skip
+        step_s, old_s, adam_s = [], [], {kind: [] for kind in optimizers}
         prompts = ctx.train_prompts[:64]
         for _ in range(args.steps):
+            clock.on = True
             start = time.perf_counter()
             trainer.step()
             step_s.append(time.perf_counter() - start)
+            clock.on = False
             batch = sample(policy, ctx.tokenizer, prompts, ctx.task.cfg.max_new_tokens)  # a rollout's 64 rows, as both take
             with torch.no_grad():
                 start = time.perf_counter()
                 token_logprobs(policy, batch)
                 old_s.append(time.perf_counter() - start)
-            for optimizer, out in ((single, adam_single_s), (multi, adam_foreach_s)):
-                for p in twin.parameters():
-                    p.grad = torch.zeros_like(p)
+            grads = [torch.randn_like(p) * 1e-3 for p in policy.parameters()]
+            for kind, optimizer in optimizers.items():
+                for p, g in zip(twins[kind].parameters(), grads):
+                    p.grad = g.clone()
                 start = time.perf_counter()
                 optimizer.step()
-                out.append(time.perf_counter() - start)
+                adam_s[kind].append(time.perf_counter() - start)
         phases = b.phases.pop()
-        med = statistics.median
         step = med(step_s)
-        updates_per_step = ctx.meter.steps / (3 + args.steps)
+        optimiser_steps = ctx.meter.steps / (3 + args.steps) * (2 if algo == "ppo" else 1)  # PPO: actor and critic
         savings = {
             "old_logprobs_from_sampler": med(old_s),
-            "foreach_adamw": (med(adam_single_s) - med(adam_foreach_s)) * updates_per_step * (2 if algo == "ppo" else 1),
+            "foreach_adamw": (med(adam_s["single"]) - med(adam_s["foreach"])) * optimiser_steps,
+            "fused_adamw": (med(adam_s["single"]) - med(adam_s["fused"])) * optimiser_steps,
         }
         print(f"\n{algo}: {step * 1e3:.1f} ms per step (median); phases per step: "
               + ", ".join(f"{k.rsplit('/', 1)[-1]} {v / args.steps * 1e3:.1f} ms" for k, v in phases.items() if k.startswith("perf/phase_s")))  # fmt: skip
+        taken = savings.pop("foreach_adamw")
+        print(f"  {'foreach_adamw (taken)':28s} saved {taken * 1e3:5.1f} ms: {(step + taken) / step:.3f}x (per-parameter loop / this step)")
         for lever, saved in savings.items():
             print(f"  {lever:28s} saves {saved * 1e3:6.1f} ms: {step / (step - saved):.3f}x")
-        print(f"  all of them                  {step / (step - sum(savings.values())):.3f}x")
+        gap = max((a - b).abs().max().item() for a, b in zip(twins["single"].parameters(), twins["fused"].parameters()))
+        print(f"  fused vs per-parameter AdamW after {args.steps} steps: max |Δ weight| {gap:.1e}")
         # how far the sampler's log-probs are from the recomputed ones (the cost of using them for π_old)
         prompt_ids, completion, logp_sampler = sampler_logprobs(policy, ctx.tokenizer, prompts, ctx.task.cfg.max_new_tokens)
         print(f"  sampler vs recomputed log π_old: max |Δ| {_recomputed_gap(policy, ctx.tokenizer, prompts, prompt_ids, completion, logp_sampler):.2e}")
+        # the bound on every lever that leaves the passes as they are
+        per_step = {k: v / args.steps for k, v in clock.seconds.items()}
+        passes = sum(per_step.values())
+        calls = clock.forward_calls / args.steps
+        fixed = _one_token_forward_s(policy)
+        print(f"  inside the passes per step: forward {per_step['forward'] * 1e3:.1f} ms ({calls:.1f} calls, of which a one-token call's"
+              f" fixed cost {fixed * 1e3:.2f} ms each: {fixed * calls * 1e3:.1f} ms), backward {per_step['backward'] * 1e3:.1f} ms,"
+              f" optimiser {per_step['optimiser'] * 1e3:.1f} ms: {passes / step:.0%} of the step")  # fmt: skip
+        needed = passes - savings["old_logprobs_from_sampler"]
+        print(f"  bound for levers that keep the numbers, step / (passes - old log-probs): {step / needed:.3f}x;"
+              f" bound with free calls, step / (passes - old log-probs - fixed cost): {step / (needed - fixed * calls):.3f}x")  # fmt: skip
+
+
+def _one_token_forward_s(model) -> float:
+    """Median wall time of a no-grad forward of one token: the per-call cost of a pass, whatever its size."""
+    ids = torch.zeros((1, 1), dtype=torch.long, device=model.device)
+    times = []
+    with torch.no_grad():
+        for _ in range(50):
+            start = time.perf_counter()
+            model(input_ids=ids)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[10:])
 
 
 def _recomputed_gap(policy, tokenizer, prompts, prompt_ids, completion, logp_sampler) -> float:
