@@ -113,6 +113,21 @@ def test_a_task_without_a_gold_judge_or_with_too_few_prompts_says_so_before_work
         preflight(to_object(_task_config(local_hub, "tldr", "task.n_eval=4")))
 
 
+def test_the_judge_follows_the_gpu_of_the_job_that_asks(local_hub, monkeypatch):
+    """Under `local_jobs` on several GPUs, joblib gives one worker process job after job, each on its own GPU: the judge
+    is asked for on that job's GPU by index (a bare "cuda" would move a later job's inputs away from the judge's weights)."""
+    from bench.tasks import hub_data
+
+    asked = []
+    monkeypatch.setattr(hub_data, "_judge", lambda name, device: asked.append(device))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    task = build_task(to_object(_task_config(local_hub, "tldr")).task)
+    for gpu in (0, 1):
+        monkeypatch.setattr(torch.cuda, "current_device", lambda gpu=gpu: gpu)
+        task.judge  # noqa: B018  (the property asks for the judge)
+    assert asked == [torch.device("cuda", 0), torch.device("cuda", 1)]
+
+
 @pytest.mark.parametrize("task", list(SOURCES))
 def test_each_data_set_task_runs_end_to_end_with_its_judge(local_hub, task, tmp_path):
     cfg = _task_config(local_hub, task, "algo=grpo", "algo.prompts_per_step=2", "algo.group_size=2", "sft.steps=2", "sft.batch_size=4",

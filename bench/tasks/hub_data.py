@@ -66,12 +66,11 @@ class JudgedTaskConfig(DatasetTaskConfig):
 class GoldJudge:
     """A sequence-classification reward model standing in for the hidden truth: its logit on prompt + completion."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, device: torch.device):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(name)
-            # float32 on every device, so the hidden truth scores the same on a GPU as here; on the GPU when there is one
-            # (a 0.6 B judge on the CPU would be most of a GPU run's wall time)
-            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            # float32 on every device, so the hidden truth scores the same on a GPU as here
+            self.device = device
             self.model = AutoModelForSequenceClassification.from_pretrained(name, dtype=torch.float32).to(self.device).eval()
         except Exception as e:
             raise ConfigError(f"cannot load task.gold_model={name!r}: {str(e).splitlines()[0]}") from e
@@ -96,10 +95,17 @@ def _load_source(dataset: str, subset: str | None) -> datasets.DatasetDict:
         raise ConfigError(f"cannot load task.dataset={dataset!r}: {str(e).splitlines()[0]}") from e
 
 
+def judge_device() -> torch.device:
+    """The GPU this process works on when there is one (a 0.6 B judge on the CPU would be most of a GPU run's wall
+    time), by index: `hydra/launcher=local_jobs` gives each job its GPU (bench/jobs.py) and joblib hands a worker
+    process job after job, so a judge loaded for one job's GPU must not be the next job's."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
 @functools.lru_cache(maxsize=2)
-def _judge(name: str) -> GoldJudge:
-    """Loaded once per process: preflight checks it loads, the run scores with it."""
-    return GoldJudge(name)
+def _judge(name: str, device: torch.device) -> GoldJudge:
+    """Loaded once per process and device: preflight checks it loads, the run scores with it."""
+    return GoldJudge(name, device)
 
 
 class DatasetTask:
@@ -162,7 +168,7 @@ class JudgedTask(DatasetTask):
 
     @property
     def judge(self) -> GoldJudge:
-        return _judge(self.cfg.gold_model)
+        return _judge(self.cfg.gold_model, judge_device())
 
     def gold_reward(self, prompt: str, completion: str) -> float:
         return self.judge(prompt, completion)
