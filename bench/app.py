@@ -47,13 +47,13 @@ CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     distributed.setup()
+    share_machine()  # before preflight, which loads the gold judge: on this job's GPU
     try:
         config = to_object(cfg)
         preflight(config)
     except ConfigError as e:
         print(f"rlhf-bench: error: {e}", file=sys.stderr)
         sys.exit(2)
-    share_machine()
     hydra_cfg = HydraConfig.get()
     sweep = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode.name == "MULTIRUN" else Path(hydra_cfg.run.dir)
     try:

@@ -102,9 +102,10 @@ def judge_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)
 def _judge(name: str, device: torch.device) -> GoldJudge:
-    """Loaded once per process and device: preflight checks it loads, the run scores with it."""
+    """Loaded once per job: preflight checks it loads, the run scores with it (a worker's next job on another GPU
+    loads its own, and the last one's is let go)."""
     return GoldJudge(name, device)
 
 
