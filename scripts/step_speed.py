@@ -16,18 +16,19 @@ the step so that a noisy machine affects both alike:
 
 and prints each lever's projected step time and speed-up (step / (step - saving)).
 
-It then bounds every lever that keeps the numbers. Hooks time, over the same steps, what happens inside the
-models' forward passes (policy, reference, reward model, critic), inside backward() and inside the optimiser
-steps: the passes each algorithm needs. Whatever leaves those passes as they are (so the numbers stay the same)
-can at most remove the rest of the step and the one pass that is not needed (old log-probs), so
+It then bounds the levers outside the passes. Hooks time, over the same steps, what happens inside the models'
+forward passes (policy, reference, reward model, critic), inside backward() and inside the optimiser steps: the
+passes each algorithm needs. A lever that leaves those passes as they are (so the numbers stay the same) can at
+most remove the rest of the step and the one pass that is not needed (old log-probs), so
 
-    bound = step / (needed passes)
+    bound = step / (needed passes)          (medians over the same steps)
 
-is the largest speed-up such a lever can give. The passes themselves get faster only through other kernels
-(fusion, `torch.compile`, bf16), which change the numbers, or with less per-call cost (Python and dispatch in
-the model's modules). The fixed cost of a forward call (a one-token forward of the policy) times the forward
-calls per step is that cost; `bound with free calls` takes it away as well, a limit no implementation reaches
-(the kernels of a one-token forward are part of it).
+is the largest speed-up such a lever can give. Inside the passes, a lever keeps the numbers only if it runs the
+same kernels: the foreach AdamW (taken, so inside the measured passes already), or less per-call cost (Python and
+dispatch in the model's modules). The fixed cost of a forward call (a one-token forward of the policy) times the
+forward calls per step bounds the latter; the second bound takes it away as well, a limit no implementation
+reaches (the kernels of a one-token forward are part of it). Faster kernels (fusion, `torch.compile`, bf16)
+change the numbers.
 
 Measured at commit 380cf2b on the 2-core CPU (torch 2.13, 2 threads, 20 steps; the machine was slower than at
 c6aada6, where PPO took 356-368 ms and GRPO 149-152): PPO 417 ms a step (rollout 50, scoring 67, update 302),
@@ -147,14 +148,15 @@ def main() -> None:
         policy = trainer.policy
         twins = {kind: copy.deepcopy(policy) for kind in ("single", "foreach", "fused")}
         optimizers = {kind: torch.optim.AdamW(twins[kind].parameters(), lr=1e-5, weight_decay=0.0, **{kind: True} if kind != "single" else {"foreach": False}) for kind in twins}  # fmt: skip
-        step_s, old_s, adam_s = [], [], {kind: [] for kind in optimizers}
+        step_s, passes_s, old_s, adam_s = [], [], [], {kind: [] for kind in optimizers}
         prompts = ctx.train_prompts[:64]
         for _ in range(args.steps):
-            clock.on = True
+            clock.on, before = True, sum(clock.seconds.values())
             start = time.perf_counter()
             trainer.step()
             step_s.append(time.perf_counter() - start)
             clock.on = False
+            passes_s.append(sum(clock.seconds.values()) - before)
             batch = sample(policy, ctx.tokenizer, prompts, ctx.task.cfg.max_new_tokens)  # a rollout's 64 rows, as both take
             with torch.no_grad():
                 start = time.perf_counter()
@@ -186,17 +188,18 @@ def main() -> None:
         # how far the sampler's log-probs are from the recomputed ones (the cost of using them for π_old)
         prompt_ids, completion, logp_sampler = sampler_logprobs(policy, ctx.tokenizer, prompts, ctx.task.cfg.max_new_tokens)
         print(f"  sampler vs recomputed log π_old: max |Δ| {_recomputed_gap(policy, ctx.tokenizer, prompts, prompt_ids, completion, logp_sampler):.2e}")
-        # the bound on every lever that leaves the passes as they are
-        per_step = {k: v / args.steps for k, v in clock.seconds.items()}
-        passes = sum(per_step.values())
+        # the bound on every lever that leaves the passes as they are: medians of the same steps, as `step` is
+        per_step = {k: v / args.steps for k, v in clock.seconds.items()}  # means: the split of the passes
+        passes = med(passes_s)
         calls = clock.forward_calls / args.steps
         fixed = _one_token_forward_s(policy)
         print(f"  inside the passes per step: forward {per_step['forward'] * 1e3:.1f} ms ({calls:.1f} calls, of which a one-token call's"
               f" fixed cost {fixed * 1e3:.2f} ms each: {fixed * calls * 1e3:.1f} ms), backward {per_step['backward'] * 1e3:.1f} ms,"
-              f" optimiser {per_step['optimiser'] * 1e3:.1f} ms: {passes / step:.0%} of the step")  # fmt: skip
+              f" optimiser {per_step['optimiser'] * 1e3:.1f} ms (means); median {passes * 1e3:.1f} ms, {passes / step:.0%} of the step")  # fmt: skip
         needed = passes - savings["old_logprobs_from_sampler"]
-        print(f"  bound for levers that keep the numbers, step / (passes - old log-probs): {step / needed:.3f}x;"
-              f" bound with free calls, step / (passes - old log-probs - fixed cost): {step / (needed - fixed * calls):.3f}x")  # fmt: skip
+        free = needed - fixed * (calls - 1)  # the old log-probs' call went with its pass
+        print(f"  bound for levers outside the passes, step / (passes - old log-probs): {step / needed:.3f}x;"
+              f" with forward calls of no fixed cost as well: {step / free:.3f}x")  # fmt: skip
 
 
 def _one_token_forward_s(model) -> float:
