@@ -30,17 +30,16 @@ forward calls per step bounds the latter; the second bound takes it away as well
 reaches (the kernels of a one-token forward are part of it). Faster kernels (fusion, `torch.compile`, bf16)
 change the numbers.
 
-Measured at commit 380cf2b on the 2-core CPU (torch 2.13, 2 threads, 20 steps; the machine was slower than at
-c6aada6, where PPO took 356-368 ms and GRPO 149-152): PPO 417 ms a step (rollout 50, scoring 67, update 302),
-GRPO 170 ms (rollout 49, scoring 50, update 72). The foreach AdamW saved 1.005x (PPO) and 1.023x (GRPO); old
-log-probs from the sampler would save 1.04x and 1.11x, the fused AdamW 1.07x and 1.04x. 91 % (PPO) and 92 %
-(GRPO) of a step is inside the passes, so every lever that keeps the numbers gives at most 1.14x and 1.22x,
-and 1.30x and 1.54x even if a forward call's fixed cost (2.2 ms, a one-token forward; 20 and 13 calls a
-step) were zero: the 1.5x asked for is out of reach for PPO at the same numbers, and for GRPO needs forward
-calls with no fixed cost at all. The sizes are small (64 sequences of 13 tokens, hidden 128), so each operator's fixed cost
-weighs. The sampler's log-probs differ from the recomputed ones by up to 3e-6 (float32, KV cache vs one full
-pass): not the same numbers, and in bf16 on a GPU a larger gap that would show up as clipping; the fused AdamW
-leaves weights 4e-9 apart.
+Measured at commit f251e7c on the 2-core CPU (torch 2.13, 2 threads, 20 steps): PPO 362 ms a step (rollout 43,
+scoring 63, update 252), GRPO 139 ms (rollout 40, scoring 42, update 57). The foreach AdamW saved 1.009x (PPO)
+and 1.008x (GRPO); old log-probs from the sampler would save 1.04x and 1.11x, the fused AdamW 1.07x and 1.04x.
+92 % (PPO) and 91 % (GRPO) of a step is inside the passes, so a lever outside them gives at most 1.14x and
+1.24x, and 1.26x and 1.51x even if a forward call's fixed cost (1.5-1.7 ms, a one-token forward; 20 and 13
+calls a step) were zero as well: the 1.5x asked for is out of reach for PPO at the same numbers, and for GRPO
+needs forward calls with no fixed cost at all. The sizes are small (64 sequences of 13 tokens, hidden 128), so
+each operator's fixed cost weighs. The sampler's log-probs differ from the recomputed ones by up to 3e-6
+(float32, KV cache vs one full pass): not the same numbers, and in bf16 on a GPU a larger gap that would show
+up as clipping; the fused AdamW leaves weights 4e-9 apart.
 """
 
 from __future__ import annotations
