@@ -13,11 +13,12 @@ from bench.tasks import build_task
 from tests.conftest import compose_config
 
 # As small as the real model allows: the stages (sampling 24 pairs, one reward-model epoch on a 135 M backbone) take
-# about a minute on two cores, each algorithm's two steps and three evaluations some seconds more.
+# about a minute on two cores, each algorithm's two steps and three evaluations some seconds more; one checkpoint, at the
+# end (a float32 135 M policy with its AdamW state is 1.6 GB to write, twice that with PPO's critic).
 # The GPU setting (experiment=smollm2_sentiment: model=smollm2, task=positive_sentiment, sft.steps=0) scaled down.
 SMOL = ["experiment=smollm2_sentiment", "task.n_train=32", "task.n_eval=4", "task.n_val=2",
         "task.max_new_tokens=8", "prefs.n_pairs=24", "rm.epochs=1", "rm.batch_size=4", "rm.lr=1e-5", "budget=steps",
-        "budget.amount=2", "budget.eval_every=1.0", "logger.wandb_mode=disabled"]  # fmt: skip
+        "budget.amount=2", "budget.eval_every=1.0", "checkpoint_every=1.0", "logger.wandb_mode=disabled"]  # fmt: skip
 SMALL_BATCHES = {
     "ppo": ["algo.batch_size=4", "algo.epochs=1", "algo.lr=1e-6", "algo.critic_lr=1e-6"],
     "grpo": ["algo.prompts_per_step=2", "algo.group_size=2", "algo.lr=1e-6"],
