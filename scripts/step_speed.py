@@ -138,7 +138,8 @@ def main() -> None:
     for algo in args.algos:
         b = built_run(algo, args.cache_dir)
         trainer, ctx = b.trainer, b.trainer.ctx
-        models = [trainer.policy, ctx.reference, ctx.reward_model] + ([trainer.critic] if hasattr(trainer, "critic") else [])
+        trained = [trainer.policy] + ([trainer.critic] if hasattr(trainer, "critic") else [])  # PPO's critic has its own optimiser
+        models = [*trained, ctx.reference, ctx.reward_model]
         clock.reset()
         clock.watch(models)
         for _ in range(3):
@@ -170,7 +171,7 @@ def main() -> None:
                 adam_s[kind].append(time.perf_counter() - start)
         phases = b.phases.pop()
         step = med(step_s)
-        optimiser_steps = ctx.meter.steps / (3 + args.steps) * (2 if algo == "ppo" else 1)  # PPO: actor and critic
+        optimiser_steps = ctx.meter.steps / (3 + args.steps) * len(trained)
         savings = {
             "old_logprobs_from_sampler": med(old_s),
             "foreach_adamw": (med(adam_s["single"]) - med(adam_s["foreach"])) * optimiser_steps,
