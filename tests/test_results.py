@@ -223,6 +223,24 @@ def test_pairwise_flags_a_planted_difference_and_not_equal_means(tmp_path):
     assert table.loc[("dpo", "ppo"), "p_value"] == pytest.approx(1.0)
 
 
+def test_a_constant_difference_or_two_stage_seeds_give_no_verdict(tmp_path):
+    """grpo beats ppo by exactly 0.1 on every stage seed: the paired differences have zero variance, so ttest_rel's t
+    is infinite and p = 0 at any n; that is no evidence, so no verdict (the case that let n = 2 declare a winner).
+    dpo shares only stage seeds 0, 1 with them: n = 2 < 3, no verdict, however large the gap."""
+    for stage in range(3):
+        _write_run(tmp_path, f"ppo_{stage}", "ppo", 0, 0.2 * stage, stage_seed=stage)
+        _write_run(tmp_path, f"grpo_{stage}", "grpo", 0, 0.2 * stage + 0.1, stage_seed=stage)
+    for stage, gold in [(0, 0.9), (1, 1.0)]:
+        _write_run(tmp_path, f"dpo_{stage}", "dpo", 0, gold, stage_seed=stage)
+    table = pairwise_table(load_summaries([str(tmp_path)]).summaries).set_index(["a", "b"])
+    constant = table.loc[("grpo", "ppo")]
+    assert constant["diff"] == pytest.approx(0.1) and math.isnan(constant["p_value"]) and math.isnan(constant["ci95"])
+    assert constant["winner"] == "no verdict: zero variance (n = 3)"
+    for pair in [("dpo", "grpo"), ("dpo", "ppo")]:
+        assert table.loc[pair, "n"] == "2" and math.isnan(table.loc[pair, "p_value"])
+        assert table.loc[pair, "winner"] == "no verdict: n < 3 (n = 2)"
+
+
 def test_figure_has_one_line_per_algorithm_in_each_panel(sweep):
     """Each panel a line per algorithm; the SFT model (gold 0 at compute 0 in every fixture run) and, where the
     summaries say it, the task's best possible gold reward as horizontal lines; what the lines average in the title."""

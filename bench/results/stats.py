@@ -61,31 +61,49 @@ def coverage(stage_seeds: pd.Series) -> tuple[int, str]:
     return len(stage_seeds), ("trainer seeds only (1 stage seed)" if len(stage_seeds) else "")
 
 
+MIN_N = 3
+"""The fewest independent values per side for which a test gives a verdict: with 2, one pair of equal
+differences has zero variance and the paired t would declare a winner on no evidence of spread."""
+
+
+def no_spread(values: pd.Series) -> bool:
+    """All values equal up to rounding: 0.3 - 0.2 and 0.1 differ in the 17th digit, and that must not count as spread."""
+    return bool(values.std(ddof=1) <= 1e-9 * max(1.0, float(values.abs().max())))
+
+
+def no_verdict(n: str, diff: float, why: str) -> dict:
+    """A test that was not run: no interval, no p, and the reason in the table (`reason`)."""
+    return {"n": n, "diff": diff, "ci95": math.nan, "p_value": math.nan, "reason": why}
+
+
 def welch(a: pd.Series, b: pd.Series) -> dict:
-    """Welch's t-test of mean(a) - mean(b), with the difference's 95 % interval (scipy's, Welch-Satterthwaite df)."""
+    """Welch's t-test of mean(a) - mean(b), with the difference's 95 % interval (scipy's, Welch-Satterthwaite df).
+    No verdict below `MIN_N` values a side or with no spread at all (scipy's t is undefined there)."""
     a, b = a.dropna().astype(float), b.dropna().astype(float)
-    diff = a.mean() - b.mean()
+    diff = float(a.mean() - b.mean())
     n = f"{len(a)}, {len(b)}"
-    if len(a) < 2 or len(b) < 2:
-        return {"n": n, "diff": diff, "ci95": math.nan, "p_value": math.nan}
-    if a.var(ddof=1) + b.var(ddof=1) == 0:  # no spread at all: scipy's t is undefined
-        return {"n": n, "diff": diff, "ci95": 0.0, "p_value": 0.0 if diff != 0 else 1.0}
+    if min(len(a), len(b)) < MIN_N:
+        return no_verdict(n, diff, f"no verdict: n < {MIN_N}")
+    if no_spread(a) and no_spread(b):
+        return no_verdict(n, diff, "no verdict: zero variance")
     test = stats.ttest_ind(a, b, equal_var=False)
     high = test.confidence_interval(1 - ALPHA).high
-    return {"n": n, "diff": diff, "ci95": float(high - diff), "p_value": float(test.pvalue)}
+    return {"n": n, "diff": diff, "ci95": float(high - diff), "p_value": float(test.pvalue), "reason": ""}
 
 
 def paired(a: pd.Series, b: pd.Series) -> dict:
-    """Paired t-test of a - b over their common index (stage seeds), with the mean difference's 95 % interval."""
+    """Paired t-test of a - b over their common index (stage seeds), with the mean difference's 95 % interval.
+    No verdict below `MIN_N` shared stage seeds, or when every difference is the same (zero variance:
+    the t statistic is infinite however few the pairs)."""
     shared = a.index.intersection(b.index)
     d = a[shared] - b[shared]
     k = len(d)
+    if k < MIN_N:
+        return no_verdict(f"{k}", float(d.mean()), f"no verdict: n < {MIN_N}")
+    if no_spread(d):
+        return no_verdict(f"{k}", float(d.mean()), "no verdict: zero variance")
     half = stats.t.ppf(1 - ALPHA / 2, k - 1) * d.std(ddof=1) / math.sqrt(k)
-    if half == 0:  # every stage seed gives the same difference: ttest_rel would divide by zero
-        p = 0.0 if d.mean() != 0 else 1.0
-    else:
-        p = float(stats.ttest_rel(a[shared], b[shared]).pvalue)
-    return {"n": f"{k}", "diff": float(d.mean()), "ci95": float(half), "p_value": p}
+    return {"n": f"{k}", "diff": float(d.mean()), "ci95": float(half), "p_value": float(stats.ttest_rel(a[shared], b[shared]).pvalue), "reason": ""}
 
 
 def interpolate_at(curve: pd.DataFrame, x: str, y: str, at: float) -> float:

@@ -145,7 +145,8 @@ def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.D
     Where both groups span ≥ 2 stage seeds and share ≥ 2, the test is paired over the shared
     stage seeds' means: per stage seed both groups start from the same SFT model and reward
     model, so the pairing removes that shared variance. Otherwise Welch's t compares each
-    group's independent values (`units`). `n` is what the test used."""
+    group's independent values (`units`). `n` is what the test used. Below 3 values a side, or with no
+    spread at all, there is no p and the winner column says why (bench/results/stats.py `MIN_N`)."""
     keys = distinguishing_keys(runs)
     rows = []
     for task, of_task in _finished(runs).groupby("task", sort=True):
@@ -158,8 +159,13 @@ def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.D
                 name = f"Welch t ({unit_a})" if unit_a == unit_b else f"Welch t ({unit_a} vs {unit_b})"
                 test = welch(units(a, metric), units(b, metric))
             la, lb = label(ha), label(hb)
-            significant = test["p_value"] < ALPHA
-            verdict = (la if test["diff"] > 0 else lb) if significant else f"no significant difference at n = {test['n']}"
+            reason = test.pop("reason")
+            if reason:
+                verdict = f"{reason} (n = {test['n']})"
+            elif test["p_value"] < ALPHA:
+                verdict = la if test["diff"] > 0 else lb
+            else:
+                verdict = f"no significant difference at n = {test['n']}"
             rows.append({"task": task, "a": la, "b": lb, "metric": metric, "test": name, **test, "winner": verdict})
     return pd.DataFrame(rows, columns=["task", "a", "b", "metric", "test", "n", "diff", "ci95", "p_value", "winner"])
 
