@@ -91,6 +91,7 @@ def test_each_source_yields_its_prompts_and_demonstrations_in_its_own_schema(loc
     splits = prompt_splits(uf, 0)
     assert set(splits.train) <= set(uf.prompts("train")) and set(splits.test + splits.val) <= set(uf.prompts("test"))
     assert not set(splits.test) & set(splits.val) and prompt_splits(uf, 0) == splits and prompt_splits(uf, 1) != splits
+    assert prompt_splits(uf, 1).val == splits.val  # one validation pool for every stage seed: never another seed's test prompts
     assert isinstance(hh.gold_reward(prompt, "fine"), float)
 
 
