@@ -28,6 +28,7 @@ position and add a constant to tune.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -158,6 +159,12 @@ def make_batch(tokenizer, prompts: list[str], completions: list[str], device, en
     )  # fmt: skip
 
 
+def cache_argument(model: PreTrainedModel) -> str:
+    """The name `forward` takes the KV cache by: transformers 5.25 renamed `past_key_values` to `cache`, and
+    warns at every call made with the old name (one warning per decoded token in every run's log)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def sample(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 1.0) -> Batch:
     """Sample one completion per prompt: prefill, then one token at a time through the KV cache.
@@ -172,8 +179,8 @@ def sample(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens
     was_training = model.training
     model.eval()
     mask, positions = prompt_mask, (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache()
-    logits = model(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True).logits[:, -1]
+    cache = {cache_argument(model): DynamicCache()}
+    logits = model(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, **cache, use_cache=True).logits[:, -1]
     done = torch.zeros(len(prompts), dtype=torch.bool, device=model.device)
     tokens = []
     for _ in range(max_new_tokens):
@@ -185,7 +192,7 @@ def sample(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
         positions = positions[:, -1:] + 1
-        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, **cache, use_cache=True).logits[:, -1]
     model.train(was_training)
     completion_ids = torch.stack(tokens, 1)  # [B, C]
     completion_mask = completion_mask_from_ids(completion_ids, tokenizer.eos_token_id)

@@ -60,7 +60,7 @@ from transformers import DynamicCache
 
 from bench.app import CONF_DIR
 from bench.config import to_object
-from bench.rollout import Batch, encode_prompts, sample, token_logprobs
+from bench.rollout import Batch, cache_argument, encode_prompts, sample, token_logprobs
 from bench.runner import build
 
 
@@ -75,9 +75,9 @@ def sampler_logprobs(model, tokenizer, prompts: list[str], max_new_tokens: int):
     """The own sampling loop (bench.rollout.sample, no EOS handling) keeping log π of each drawn token: (prompt ids, tokens, log-probs)."""
     ids, mask = encode_prompts(tokenizer, prompts, model.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache, tokens, logps = DynamicCache(), [], []
+    cache, tokens, logps = {cache_argument(model): DynamicCache()}, [], []
     model.eval()
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True).logits[:, -1]
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **cache, use_cache=True).logits[:, -1]
     for _ in range(max_new_tokens):
         logp_all = F.log_softmax(logits.float(), -1)
         token = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
@@ -85,7 +85,7 @@ def sampler_logprobs(model, tokenizer, prompts: list[str], max_new_tokens: int):
         logps.append(logp_all.gather(-1, token[:, None]).squeeze(-1))
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
         positions = positions[:, -1:] + 1
-        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, **cache, use_cache=True).logits[:, -1]
     model.train()
     return ids, torch.stack(tokens, 1), torch.stack(logps, 1)
 

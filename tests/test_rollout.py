@@ -1,5 +1,7 @@
 """The shared rollout: the KV-cache sampler against `generate`, masks, log-probs."""
 
+import warnings
+
 import torch
 
 from bench.config import ModelConfig
@@ -102,3 +104,12 @@ def test_choose_takes_each_prompts_row_from_its_candidate_across_widths():
     width = picked.completion_mask.shape[1]
     assert width == 3 and torch.equal(picked.input_ids[1, : narrow.input_ids.shape[1]], narrow.input_ids[1])
     assert picked.completion_mask[1].tolist() == narrow.completion_mask[1].tolist() + [0.0] * (width - narrow.completion_mask.shape[1])
+
+
+def test_the_sampler_passes_the_kv_cache_without_a_deprecation_warning():
+    """transformers 5.25 warns at every forward call given `past_key_values=` (it is `cache=` now): one warning per
+    decoded token in every run's log, from our own call."""
+    model, tok = _model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        sample(model, tok, PROMPTS, 3)
