@@ -9,6 +9,7 @@ the top of its own module (``bench/algos/*.py``) and is registered from there.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -255,16 +256,68 @@ def _check_known_keys(cfg: DictConfig, schema: type, path: str) -> None:
             _check_known_keys(cfg[key], sub, f"{path}{key}.")
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric key may take: [low, high], either end open; floats must also be finite."""
+
+    low: float
+    high: float = math.inf
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return math.isfinite(value) and above and below
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+
+
+POSITIVE, NON_NEGATIVE, COUNT = Range(0, open_low=True), Range(0), Range(1)
+UNIT = Range(0, 1)
+RANGES: dict[str, Range] = {
+    # rates, temperatures, clip ranges, norms: > 0
+    "lr": POSITIVE, "critic_lr": POSITIVE, "temperature": POSITIVE, "tau": POSITIVE, "max_grad_norm": POSITIVE,
+    "eps": POSITIVE, "eps_low": POSITIVE, "eps_high": POSITIVE, "eps_value": POSITIVE, "adv_eps": POSITIVE,
+    # coefficients: a KL weight may be 0 (no penalty); discounts and probabilities are in [0, 1]
+    "beta": NON_NEGATIVE, "gamma": UNIT, "lam": UNIT, "label_smoothing": Range(0, 0.5, open_high=True),
+    "heldout": Range(0, 1, open_low=True, open_high=True),
+    # counts
+    "batch_size": COUNT, "minibatches": COUNT, "epochs": COUNT, "group_size": COUNT, "prompts_per_step": COUNT,
+    "inner_iterations": COUNT, "candidates_per_step": COUNT, "n_pairs": COUNT, "n_train": COUNT, "n_eval": COUNT,
+    "n_val": COUNT, "max_new_tokens": COUNT, "hidden_size": COUNT, "num_layers": COUNT, "num_heads": COUNT,
+    "intermediate_size": COUNT, "max_position_embeddings": COUNT, "steps": NON_NEGATIVE, "log_samples": NON_NEGATIVE,
+}  # fmt: skip
+"""Every numeric knob by its name, wherever it sits (algo.lr, sft.lr and rm.lr alike); `tests/test_config.py`
+checks that every numeric field of every algorithm's schema has one."""
+
+
+def check_ranges(node: Any, path: str = "") -> None:
+    """Each numeric field of `node` and the dataclasses inside it against `RANGES`: one line naming the key, the
+    value and the allowed range. NaN and ±inf pass no range (`algo.beta=nan` used to let a DPO run "finish")."""
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if is_dataclass(value):
+            check_ranges(value, f"{path}{f.name}.")
+        elif f.name in RANGES and isinstance(value, (int, float)) and not isinstance(value, bool) and value not in RANGES[f.name]:
+            raise ConfigError(f"{path}{f.name}={value} is out of range: it must be {RANGES[f.name]}")
+
+
 def to_object(cfg: DictConfig) -> Config:
-    """Resolve, reject unknown keys and run every schema's ``__post_init__`` checks."""
+    """Resolve, reject unknown keys, run every schema's ``__post_init__`` checks and check every numeric range."""
     _check_known_keys(cfg, Config, "")
     try:
-        return OmegaConf.to_object(cfg)
+        config = OmegaConf.to_object(cfg)
     except ConfigError:
         raise
     except Exception as e:  # omegaconf wraps the __post_init__ error; keep only its message
         cause = e.__cause__ or e.__context__
         raise ConfigError(str(cause if isinstance(cause, ConfigError) else e).splitlines()[0]) from e
+    check_ranges(config)
+    return config
 
 
 ConfigStore.instance().store(name="config_schema", node=Config)

@@ -118,3 +118,33 @@ def test_help_is_the_apps_own_and_lists_every_option_and_key():
         assert all(p.stem in block for p in (CONF / group).glob("*.yaml")), block
     keys = {f.name for f in fields(Config)} - {"algo", "task", "model", "budget"}
     assert all(f"{k}=" in shown.stdout or f"{k}.*" in shown.stdout for k in keys), keys
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["algo=grpo", "algo.lr=-1"], "algo.lr=-1.0 is out of range: it must be > 0"),
+    (["algo=dpo", "algo.beta=nan"], "algo.beta=nan is out of range: it must be >= 0"),
+    (["algo=ppo", "algo.gamma=1.5"], "algo.gamma=1.5 is out of range: it must be in [0, 1]"),
+    (["algo=ppo", "algo.critic_lr=inf"], "algo.critic_lr=inf is out of range: it must be > 0"),
+    (["algo=dpo", "algo.label_smoothing=0.5"], "algo.label_smoothing=0.5 is out of range: it must be in [0, 0.5)"),
+    (["algo=rloo", "algo.eps=0"], "algo.eps=0.0 is out of range: it must be > 0"),
+    (["algo=best_of_n", "algo.candidates_per_step=0"], "candidates_per_step"),
+    (["sft.lr=0"], "sft.lr=0.0 is out of range: it must be > 0"),
+    (["rm.heldout=1"], "rm.heldout=1.0 is out of range: it must be in (0, 1)"),
+    (["prefs.n_pairs=0"], "prefs.n_pairs=0 is out of range: it must be >= 1"),
+])  # fmt: skip
+def test_a_value_out_of_its_range_is_one_line_naming_key_value_and_range(overrides, message):
+    with pytest.raises(ConfigError) as refused:
+        to_object(compose_config(*overrides))
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_every_numeric_knob_of_every_algorithm_has_a_range():
+    """A new knob without a rule would accept -1 and NaN again; every algorithm's numeric fields are named in RANGES."""
+    from dataclasses import fields
+
+    from bench.config import RANGES
+
+    for name in ALGOS:
+        algo = to_object(compose_config(f"algo={name}")).algo
+        numeric = [f.name for f in fields(algo) if isinstance(getattr(algo, f.name), (int, float)) and not isinstance(getattr(algo, f.name), bool)]
+        assert numeric and not [k for k in numeric if k not in RANGES], (name, numeric)
