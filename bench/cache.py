@@ -15,17 +15,19 @@ drops its own build and reads the winner's, so every run of a sweep reads one an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 from pathlib import Path
 from typing import Callable
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -68,6 +70,29 @@ def verify(entry: Path) -> dict:
     return manifest
 
 
+@contextlib.contextmanager
+def held_lock(path: Path, what: str):
+    """The file lock at `path`, with who holds it written beside it (`<lock>.holder`: pid, host, since), so that a
+    job waiting for another's build says whom it waits for instead of waiting silently."""
+    lock, holder = FileLock(str(path)), path.with_name(path.name + ".holder")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            who = json.loads(holder.read_text())
+            by = f"pid {who['pid']} on {who['host']} since {who['since']}"
+        except (OSError, ValueError, KeyError):
+            by = "another process"
+        log.warning("waiting for %s: %s holds its lock %s (building it; if that process is gone, delete the lock)", what, by, path)
+        lock.acquire()
+    try:
+        holder.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        yield
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()
+
+
 class StageCache:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -88,7 +113,7 @@ class StageCache:
         key = stage_key(spec)
         entry = self.root / stage / key
         entry.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(entry) + ".lock"):
+        with held_lock(Path(str(entry) + ".lock"), f"{stage} {key}"):
             if entry.exists():
                 try:
                     manifest = verify(entry)

@@ -1,15 +1,16 @@
 """The stage cache: one build under concurrent jobs (also where the lock does not hold), corrupt entries detected and rebuilt."""
 
-import contextlib
 import logging
 import multiprocessing as mp
+import os
+import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from bench.cache import CorruptEntry, StageCache, stage_key, verify
+from bench.cache import CorruptEntry, StageCache, held_lock, stage_key, verify
 
 SPEC = {"task": "running_sum", "seed": 0}
 
@@ -50,7 +51,12 @@ def test_two_processes_build_one_entry(tmp_path):
 def test_a_lock_that_does_not_hold_across_machines_still_publishes_one_entry(tmp_path, monkeypatch, caplog):
     """NFS without a lock daemon: both builders get the "lock" and build at once; the first rename publishes, the
     other drops its build and both read the same entry."""
-    monkeypatch.setattr("bench.cache.FileLock", lambda path: contextlib.nullcontext())
+    class NoLock:  # what such a lock gives: every process "acquires" it at once
+        def __init__(self, path): ...
+        def acquire(self, timeout=None): ...
+        def release(self): ...
+
+    monkeypatch.setattr("bench.cache.FileLock", NoLock)
     both_building = threading.Barrier(2)
 
     def build(out: Path, who: str) -> dict:
@@ -108,3 +114,25 @@ def test_unwritable_cache_dir_says_so(tmp_path):
     blocked.write_text("a file where a directory should be")
     with pytest.raises(PermissionError, match="not writable"):
         StageCache(blocked / "cache")
+
+
+def test_a_job_waiting_for_a_held_stage_lock_says_who_holds_it_and_since_when(tmp_path, caplog):
+    """Another job is building the stage (it holds the lock for a second); this one says whom it waits for, then
+    reads the entry that job built instead of waiting silently."""
+    entry_lock = tmp_path / "sft" / f"{stage_key(SPEC)}.lock"
+    entry_lock.parent.mkdir(parents=True)
+    holding, done = threading.Event(), threading.Event()
+
+    def other_job():
+        with held_lock(entry_lock, "sft"):
+            holding.set()
+            done.wait(timeout=1.0)
+
+    job = threading.Thread(target=other_job)
+    job.start()
+    holding.wait(timeout=30)
+    with caplog.at_level(logging.WARNING, logger="bench.cache"):
+        StageCache(tmp_path).get_or_build("sft", SPEC, lambda out: _build(out, tmp_path / "builds.txt"))
+    job.join(timeout=30)
+    assert f"waiting for sft {stage_key(SPEC)}: pid {os.getpid()} on {socket.gethostname()} since " in caplog.text
+    assert not entry_lock.with_name(entry_lock.name + ".holder").exists()  # released with the lock
