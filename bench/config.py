@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -238,6 +240,20 @@ class Config:
     def __post_init__(self) -> None:
         if not 0 < self.checkpoint_every <= 1:
             raise ConfigError(f"checkpoint_every must be in (0, 1] (a fraction of the budget), got {self.checkpoint_every}")
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def check_source(key: str, name: str) -> None:
+    """`key`=`name` names a local path that exists or a hub id (`org/name`); anything else fails here, in one line,
+    instead of deep inside a library (`model.name=/nonexistent` used to read "Repo id must use alphanumeric")."""
+    if Path(name).expanduser().exists():
+        return
+    if name.startswith(("/", ".", "~")):
+        raise ConfigError(f"{key}={name}: no such file or directory")
+    if not HUB_ID.fullmatch(name) or "--" in name or ".." in name:
+        raise ConfigError(f"{key}={name} is neither an existing path nor a hub id (org/name)")
 
 
 def register(group: str, name: str, node: type) -> None:

@@ -33,7 +33,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from bench.config import ConfigError, ModelConfig
+from bench.config import ConfigError, ModelConfig, check_source
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
@@ -44,6 +44,7 @@ def hub_source(name: str) -> dict:
     `__init__` needs libraries this project does not). A GGUF model is de-quantised to float32 on loading;
     the SFT stage then caches it as plain safetensors, so it is read once per stage."""
     if not name.endswith(".gguf"):
+        check_source("model.name", name)
         return {"pretrained_model_name_or_path": name}
     path = Path(name)
     if not path.exists():

@@ -34,7 +34,7 @@ import torch
 from bench import distributed, rundir
 from bench.algos import ALGOS, Context, Trainer, build_trainer, resolve_reward_source
 from bench.cache import StageCache
-from bench.config import Config, ConfigError, Device, Precision, WandbMode
+from bench.config import Config, ConfigError, Device, Precision, WandbMode, check_source
 from bench.evaluator import Evaluator
 from bench.logger import Progress, RunLogger
 from bench.meter import BUDGET_AXIS, Meter
@@ -87,6 +87,8 @@ def preflight(cfg: Config) -> None:
         raise ConfigError(f"sft.steps=0 uses the pretrained model as the SFT model, but model={cfg.model.preset} starts from random weights; use a pretrained model (model=hub)")
     if not task.vocabulary and cfg.model.preset != "hub":
         raise ConfigError(f"task {cfg.task.name} is real text: it needs a pretrained model and its tokenizer (model=hub or model=smollm2)")
+    if cfg.prefs.dataset:
+        check_source("prefs.dataset", cfg.prefs.dataset)
     tokenizer = build_tokenizer(cfg.model, task.vocabulary)  # a hub name that cannot be loaded fails here
     if task.chat and not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"task {cfg.task.name} writes its prompts as chat turns: it needs a pretrained model with a chat template (model=smollm2)")

@@ -20,7 +20,7 @@ from tqdm.auto import trange
 from transformers import get_cosine_schedule_with_warmup
 
 from bench.cache import StageCache
-from bench.config import BudgetConfig, Config, PreferenceConfig
+from bench.config import BudgetConfig, Config, ConfigError, PreferenceConfig
 from bench.losses import masked_mean
 from bench.meter import Meter
 from bench.models import ScalarHeadModel, build_policy, load_policy, with_gradient_checkpointing
@@ -132,7 +132,10 @@ def load_preference_dataset(cfg: PreferenceConfig) -> datasets.Dataset:
     """A user's preference set: a `save_to_disk` directory or a hub id, with prompt/chosen/rejected columns.
     Its responses are whole (written or kept by people), so both sides count as ended."""
     source = cfg.dataset
-    pairs = datasets.load_from_disk(source) if Path(source).is_dir() else datasets.load_dataset(source, split="train")
+    try:
+        pairs = datasets.load_from_disk(source) if Path(source).is_dir() else datasets.load_dataset(source, split="train")
+    except Exception as e:  # a hub id that is not there, or no network: one line, not the library's traceback
+        raise ConfigError(f"cannot load prefs.dataset={source!r}: {str(e).splitlines()[0]}") from e
     missing = {"prompt", "chosen", "rejected"} - set(pairs.column_names)
     if missing:
         raise ValueError(f"preference data set {source} lacks columns {sorted(missing)}")
