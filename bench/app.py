@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import datasets
 import hydra
 import transformers
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 import bench.algos  # noqa: F401  (registers the algorithm schemas)
@@ -45,28 +49,105 @@ CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> float:
+def app(cfg: DictConfig) -> float:
     distributed.setup()
     share_machine()  # before preflight, which loads the gold judge: on this job's GPU
+    if threading.current_thread() is threading.main_thread():  # SIGTERM (a scheduler, torchrun, kill) stops a run as Ctrl-C does
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         config = to_object(cfg)
         preflight(config)
     except ConfigError as e:
-        print(f"rlhf-bench: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        refuse(e)
     hydra_cfg = HydraConfig.get()
-    sweep = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode.name == "MULTIRUN" else Path(hydra_cfg.run.dir)
+    multirun = hydra_cfg.mode.name == "MULTIRUN"
+    sweep = Path(hydra_cfg.sweep.dir) if multirun else Path(hydra_cfg.run.dir)
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        summary = run(config, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True), sweep=f"{sweep.parent.name}_{sweep.name}")
-    except ConfigError as e:  # a directory holding another configuration's finished run
-        print(f"rlhf-bench: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        summary = run(config, run_dir, OmegaConf.to_container(cfg, resolve=True), sweep=f"{sweep.parent.name}_{sweep.name}")
+    except ConfigError as e:  # a directory holding another computation's finished run; a budget that buys no step
+        refuse(e)
     except Exception:  # a data-parallel run failed in this process: leave, so that torchrun stops the others
         log.exception("process %d of a data-parallel run failed; stopping it", distributed.rank())
         logging.shutdown()
         os._exit(1)
-    log.info("%s: %s", summary["status"], Path(hydra_cfg.runtime.output_dir))
+    if summary["status"] == "interrupted":
+        kept = "its checkpoint is kept" if summary["interrupted"]["checkpoint"] else "it had no checkpoint yet"
+        print(f"rlhf-bench: interrupted ({summary['interrupted']['by']}): {run_dir}; {kept}, and the same command resumes it", file=sys.stderr)
+        sys.exit(130)
+    log.info("%s: %s", summary["status"], run_dir)
+    if summary["status"] == "failed" and not multirun:  # a sweep goes on, and its end says how many failed (bench/callbacks.py)
+        sys.exit(1)
     return objective(summary)
+
+
+def refuse(error: ConfigError) -> None:
+    print(f"rlhf-bench: error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def unknown_group_options(argv: list[str]) -> str | None:
+    """The first `group=option` of the command line (sweeps `group=a,b` too) naming no YAML of that group, as one line.
+    Hydra would answer it with a dozen lines of search paths and hints; this is checked before it composes."""
+    conf = Path(CONF_DIR)
+    for arg in argv:
+        name, eq, value = arg.lstrip("+~").partition("=")
+        if not eq or "/" in name or "." in name or not (conf / name).is_dir() or name == "experiment_algo" or "(" in value:
+            continue
+        known = sorted(p.stem for p in (conf / name).glob("*.yaml"))
+        for option in value.split(","):
+            if option not in known and not (option == "null" and name == "experiment"):
+                return f"unknown {name} {option!r}; available: {', '.join(known)}"
+    return None
+
+
+def unwritable_output_dir(argv: list[str]) -> str | None:
+    """Where Hydra will write (`hydra.sweep.dir`, `hydra.run.dir`, else under the working directory) as one line if
+    nothing can be created there: Hydra would fail in its own mkdir, with two chained tracebacks."""
+    given = [arg.partition("=") for arg in argv if arg.startswith(("hydra.sweep.dir=", "hydra.run.dir="))]
+    for key, _, value in given or [("the working directory", "", os.getcwd())]:
+        existing = Path(value).absolute()
+        while not existing.exists():
+            existing = existing.parent
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".rlhf-bench-write-test-"))
+        except OSError as e:
+            return f"{key}={value} is not writable: nothing can be created in {existing} ({e.strerror})"
+    return None
+
+
+def main() -> None:
+    """The console script: the one-line checks Hydra cannot make, then the app."""
+    if message := unknown_group_options(sys.argv[1:]) or unwritable_output_dir(sys.argv[1:]):
+        print(f"rlhf-bench: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    full_errors = "HYDRA_FULL_ERROR" in os.environ  # the user asked for Hydra's whole traceback
+    os.environ["HYDRA_FULL_ERROR"] = os.environ.get("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors here, not prints them
+    try:
+        app()
+    except HydraException as e:  # a bad override or option: Hydra would print it with hints, search paths, a traceback
+        if full_errors:
+            raise
+        print(f"rlhf-bench: error: {hydra_error(e)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # outside a run (composing, preflight, between jobs): nothing to keep
+        print("rlhf-bench: interrupted", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        if not full_errors:
+            del os.environ["HYDRA_FULL_ERROR"]
+
+
+def hydra_error(error: HydraException) -> str:
+    """Hydra's error and its cause in one line: "Could not override 'algo.bta': Key 'bta' not in 'DPOConfig' (To
+    append to your config use +algo.bta=0.2)"."""
+    lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    cause = str(error.__cause__).strip().splitlines()[0] if error.__cause__ is not None and str(error.__cause__).strip() else ""
+    return (f"{lines[0]}: {cause}" if cause else lines[0]) + (f" ({'; '.join(lines[1:])})" if lines[1:] else "")
 
 
 if __name__ == "__main__":

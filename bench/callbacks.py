@@ -1,14 +1,15 @@
-"""Hydra callbacks: a multirun ends with the tables and plots of the runs it ran."""
+"""Hydra callbacks: a multirun ends with the tables and plots of the runs it ran, and fails if one of them did."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from bench import distributed
+from bench import distributed, rundir
 
 log = logging.getLogger("rlhf-bench")
 
@@ -24,3 +25,18 @@ class WriteResults(Callback):
         sweep = Path(config.hydra.sweep.dir)
         if main([str(sweep), "--out", str(sweep / "results")]) == 0:
             log.info("tables and plots of this sweep: %s", sweep / "results")
+
+
+class FailIfARunFailed(Callback):
+    """After a multirun (and its tables), exit non-zero if any of its runs failed, naming each one's summary (its
+    traceback is there under `error`): a sweep goes on past a failed run, but its command must not look like
+    success. Diverged runs are a result, not a failure."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if not distributed.is_main():
+            return
+        summaries = [p for p in Path(config.hydra.sweep.dir).glob(f"*/{rundir.SUMMARY}")]
+        failed = [p for p in summaries if (rundir.read_summary(p.parent) or {}).get("status") == "failed"]
+        if failed:
+            log.error("%d of %d runs failed; their errors: %s", len(failed), len(summaries), ", ".join(map(str, sorted(failed))))
+            sys.exit(1)

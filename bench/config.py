@@ -236,6 +236,10 @@ class Config:
     """A killed run (a checkpoint, no summary) started again with the same config continues
     from its checkpoint; false starts it over. A finished run is reused when its identity
     (bench/rundir.py) is the same, and its directory refused to any other."""
+    reuse_other_versions: bool = False
+    """Reuse a finished run of the same identity computed under other versions of torch, transformers, datasets
+    or this package (bench/rundir.py `COMPUTATION_PACKAGES`) as it is; by default such a run is refused, in one
+    line naming the versions, since another version is another computation."""
 
     def __post_init__(self) -> None:
         if not 0 < self.checkpoint_every <= 1:

@@ -15,16 +15,17 @@ averages them, and only them.
 
 The config is not all of a computation: the code and the device are too. A summary
 records its `execution` (`RESULT_VERSION`, bumped with every change of the code that
-changes a number, and the device type, which decides `precision=auto`); a finished run
-is reused only under the same identity *and* the same execution. The hash leaves them
+changes a number; the device type, which decides `precision=auto`; and the versions of
+`COMPUTATION_PACKAGES`); a finished run is reused only under the same identity *and* the
+same execution (`reuse_other_versions=true` accepts other versions, and says so). The hash leaves them
 out so that a sweep's directories keep their names across machines and commits.
 
 summary.json (schema 2):
-    schema, status          2; finished | diverged | failed
+    schema, status          2; finished | diverged | failed | interrupted (Ctrl-C or SIGTERM: resumes from its checkpoint)
     algo, task, model       what ran
     seed, stage_seed        the trainer's seed; the seed of the cached stages and prompt splits
     identity, group         hashes (above); settings: the flattened result-changing config minus seeds
-    execution               {result_version, device}: what the config does not say about the computation
+    execution               {result_version, device, versions}: what the config does not say about the computation
     budget                  {unit, amount}
     final                   eval/* interpolated at exactly the budget, compute/* at the budget
     last_eval               the last evaluation as measured (after the last step, past the budget)
@@ -40,17 +41,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 SUMMARY_SCHEMA = 2
-RESULT_VERSION = 1  # bump with every code change that changes a number a run reports
+RESULT_VERSION = 2  # bump with every code change that changes a number a run reports
+# 2: validation prompts drawn once for every stage seed (test sets changed); best-of-N's KL estimated, not bounded
 CONFIG, METRICS, SUMMARY, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"
-NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "checkpoint_every", "eval.log_samples")
+NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "reuse_other_versions", "checkpoint_every", "eval.log_samples")
 ADDED_AT_DEFAULT = {"model.gradient_checkpointing": False}
 """Keys added after runs were published, left out of the identity at their default: a run from before the key
 ran as its default does, so the two are one computation and keep one identity (and one directory name)."""
 SEED_KEYS = ("seed", "stage_seed")
+COMPUTATION_PACKAGES = ("torch", "transformers", "datasets", "rlhf-bench")
+"""The installed packages whose version is part of a run's `execution`: another version is another computation."""
 
 
 def result_config(resolved: dict, prefix: str = "") -> dict:
@@ -101,6 +106,30 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 def write_json(path: Path, value: dict) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(value, indent=2, default=str)))
+
+
+def installed_versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in COMPUTATION_PACKAGES}
+
+
+def computation_versions(summary: dict) -> dict[str, str]:
+    """The versions a summary's run was computed under; a run from before `execution` held them has its `versions`
+    (python, torch, transformers, datasets, wandb: not this package's, so it never matches a run of today)."""
+    recorded = summary.get("execution", {}).get("versions") or summary.get("versions", {})
+    return {name: recorded[name] for name in COMPUTATION_PACKAGES if name in recorded}
+
+
+def differing_versions(theirs: dict[str, str], ours: dict[str, str]) -> str:
+    """'transformers 5.24.0 (here 5.25.0), rlhf-bench unrecorded (here 0.1.0)': empty where they agree."""
+    return ", ".join(f"{name} {theirs.get(name, 'unrecorded')} (here {ours[name]})" for name in ours if theirs.get(name) != ours[name])
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint, loaded as weights only: tensors and plain data, never code. A full unpickle of a file that
+    anyone with write access to a sweep directory can plant would run whatever it holds."""
+    import torch
+
+    return torch.load(path, weights_only=True)
 
 
 def read_summary(run_dir: Path) -> dict | None:

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ import torch
 from bench import distributed, rundir
 from bench.algos import ALGOS, Context, Trainer, build_trainer, resolve_reward_source
 from bench.cache import StageCache
-from bench.config import Config, ConfigError, Device, Precision, WandbMode, check_source
+from bench.config import BudgetUnit, Config, ConfigError, Device, Precision, WandbMode, check_source
 from bench.evaluator import Evaluator
 from bench.logger import Progress, RunLogger
 from bench.meter import BUDGET_AXIS, Meter
@@ -101,17 +102,10 @@ def preflight(cfg: Config) -> None:
 
 
 def _versions() -> dict[str, str]:
-    import datasets
-    import transformers
+    """Every version a reader may ask for: python and wandb beside the ones that are part of the execution."""
     import wandb
 
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "wandb": wandb.__version__,
-    }
+    return {"python": platform.python_version(), "wandb": wandb.__version__} | rundir.installed_versions()
 
 
 def _git_commit() -> str | None:
@@ -177,9 +171,10 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
     `sweep` names the sweep the run belongs to (a wandb tag)."""
     resolved = distributed.with_processes(json.loads(json.dumps(resolved_config, default=str)))  # plain JSON types
     identity = rundir.identity(resolved)
-    execution = {"result_version": rundir.RESULT_VERSION, "device": pick_device(cfg.device).type}
+    execution = {"result_version": rundir.RESULT_VERSION, "device": pick_device(cfg.device).type, "versions": rundir.installed_versions()}
     # one run directory, process 0's, read by all (its checkpoint) and written by process 0 alone
-    run_dir, previous, refused = distributed.from_main(_reusable_or_refused(run_dir, identity, execution) if distributed.is_main() else None)
+    decision = _reusable_or_refused(run_dir, identity, execution, cfg.reuse_other_versions) if distributed.is_main() else None
+    run_dir, previous, refused = distributed.from_main(decision)
     if refused is not None:
         raise refused
     if previous is not None:
@@ -198,7 +193,7 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
     }  # fmt: skip
     started, built = time.time(), None
     try:
-        checkpoint = resume(checkpoint_dir) if cfg.resume and distributed.world() == 1 else None
+        checkpoint = resume(checkpoint_dir, execution) if cfg.resume and distributed.world() == 1 else None
         built = build(cfg, run_dir, resolved, sweep, summary, checkpoint)
         state = LoopState(cfg.budget.eval_every, cfg.checkpoint_every)
         if checkpoint is None:
@@ -208,16 +203,19 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
         else:
             state = restore(built, checkpoint, summary)
             built.meter.mark_synced()
-        train(built, state, run_dir)
+        train(built, state, run_dir, execution)
         summary |= summarise(built, state)
     except Diverged as e:
         log.error("run diverged: %s", e)
         summary |= {"status": "diverged", "diverged": {"metric": e.metric, "value": str(e.value), "step": e.step}}
-    except ConfigError:
+    except ConfigError as e:
+        summary["error"] = str(e)
         raise
-    except Exception:  # a failed run must not stop the sweep; the traceback goes in its summary
-        log.exception("run failed")
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (bench/app.py raises it as an interrupt): resumable, not failed
+        summary |= {"status": "interrupted", "interrupted": {"by": str(e) or "SIGINT", "checkpoint": (checkpoint_dir / rundir.CHECKPOINT).exists()}}
+    except Exception:  # a failed run must not stop the sweep; the traceback goes in its summary, one line in the log
         summary["error"] = traceback.format_exc()
+        log.error("run failed: %s (traceback: %s, 'error')", summary["error"].strip().splitlines()[-1], run_dir / rundir.SUMMARY)
         if distributed.world() > 1:  # but the other processes would wait for this one in their next collective
             raise
     finally:
@@ -241,20 +239,23 @@ def wandb_summary(summary: dict) -> dict:
     return summary.get("final", {}) | best | sft | summary.get("memory", {}) | perf | {"status": summary["status"]}
 
 
-def _reusable_or_refused(run_dir: Path, identity: str, execution: dict) -> tuple[Path, dict | None, ConfigError | None]:
+def _reusable_or_refused(run_dir: Path, identity: str, execution: dict, other_versions: bool) -> tuple[Path, dict | None, ConfigError | None]:
     """`reusable_run`'s answer as a value that process 0 can hand to the others."""
     try:
-        return run_dir, reusable_run(run_dir, identity, execution), None
+        return run_dir, reusable_run(run_dir, identity, execution, other_versions), None
     except ConfigError as e:
         return run_dir, None, e
 
 
-def reusable_run(run_dir: Path, identity: str, execution: dict) -> dict | None:
+def reusable_run(run_dir: Path, identity: str, execution: dict, other_versions: bool = False) -> dict | None:
     """The summary of a finished run of this identity and execution in `run_dir`, to reuse; None to run.
 
     A directory that holds another identity's run (finished, failed or killed) is refused rather
-    than overwritten, and so is a finished run of this identity computed by other code or on
-    another device type.
+    than overwritten, and so is a finished run of this identity computed by other code, on another
+    device type or under other library versions (`rundir.COMPUTATION_PACKAGES`): the same config under
+    transformers 5.23 and 5.24 gave PPO 0.624 and 0.603, two computations under one identity. Refused, not
+    run again beside it: a sweep directory holds one run per identity, and a reader must choose which
+    versions to publish. `reuse_other_versions=true` reuses it as it is (the summary keeps its versions).
     """
     config = run_dir / rundir.CONFIG
     if config.exists() and (other := rundir.identity(json.loads(config.read_text()))) != identity:
@@ -266,11 +267,19 @@ def reusable_run(run_dir: Path, identity: str, execution: dict) -> dict | None:
     if previous is None or previous.get("status") != "finished":
         return None
     done = previous.get("execution", {"result_version": 1, "device": "cpu"})  # runs from before it was recorded
-    if done != execution:
+    code = {k: v for k, v in execution.items() if k != "versions"}
+    if {k: done.get(k) for k in code} != code:
         raise RunDirTaken(
-            f"{run_dir} holds this configuration's run computed under {done}, this one would run under {execution}; "
+            f"{run_dir} holds this configuration's run computed under {done}, this one would run under {code}; "
             "give this run its own directory (hydra.sweep.dir=...) or delete that one to run it again"
         )
+    if differing := rundir.differing_versions(rundir.computation_versions(previous), execution["versions"]):
+        if not other_versions:
+            raise RunDirTaken(
+                f"{run_dir} holds this configuration's run computed under {differing}; run it again in its own "
+                "directory (hydra.sweep.dir=...), or reuse it as it is with reuse_other_versions=true"
+            )
+        log.warning("reusing %s, computed under %s (reuse_other_versions=true)", run_dir, differing)
     log.info("run already finished with this identity (%s), reusing it: %s", identity, run_dir)
     return previous
 
@@ -325,12 +334,26 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     return Built(cfg, device, meter, phases, evaluator, logger, progress, trainer, baseline)
 
 
-def resume(run_dir: Path) -> dict | None:
-    """The checkpoint of a run that was killed (a checkpoint, no summary); `reusable_run` has checked its identity."""
+def resume(run_dir: Path, execution: dict) -> dict | None:
+    """The checkpoint of a run that was killed (a checkpoint, no summary) or interrupted; `reusable_run` has checked
+    its identity. A checkpoint that does not load as weights only (corrupt, or planted: a pickle runs code) is
+    moved aside, named in one line, and the run starts over; so does one written under another execution."""
     path = run_dir / rundir.CHECKPOINT
-    if not path.exists() or (run_dir / rundir.SUMMARY).exists():
+    previous = rundir.read_summary(run_dir)
+    if not path.exists() or (previous is not None and previous.get("status") != "interrupted"):
         return None
-    return torch.load(path, weights_only=False)
+    try:
+        checkpoint = rundir.read_checkpoint(path)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError or EOFError, by what is wrong with the file
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        os.replace(path, aside)
+        log.warning("%s does not load as a weights-only checkpoint (%s): moved to %s, starting the run over", path,
+                    str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, aside)  # fmt: skip
+        return None
+    if checkpoint.get("execution") != execution:
+        log.warning("%s was written under %s, this run is %s: starting the run over", path, checkpoint.get("execution"), execution)
+        return None
+    return checkpoint
 
 
 def restore(built: Built, checkpoint: dict, summary: dict) -> LoopState:
@@ -349,21 +372,40 @@ def restore(built: Built, checkpoint: dict, summary: dict) -> LoopState:
     return state
 
 
-def train(b: Built, state: LoopState, run_dir: Path) -> None:
+def train(b: Built, state: LoopState, run_dir: Path, execution: dict) -> None:
     """Step until the budget is spent; evaluate and checkpoint on the way and at the end. Whether it is spent is
     decided once a step, by all processes together: the step that ends the loop is the one evaluated last."""
+    before_first = b.meter.metrics()
     last = distributed.any_process(b.meter.exhausted())
-    while not last:
+    while not last or state.iteration == 0:  # a fresh run takes its first step, if only to learn what one costs
         row = timed_step(b)
         state.iteration += 1
         b.logger.log(row | {"compute/iterations": state.iteration} | b.meter.metrics())
         raise_if_not_finite(row, state.iteration)
         done, last = b.meter.spent_fraction(), distributed.any_process(b.meter.exhausted())
+        if last and state.iteration == 1 and b.meter.spent_fraction() > 1 and b.cfg.budget.unit != BudgetUnit.steps:
+            raise BudgetBuysNoStep(b.cfg, before_first, b.meter.metrics())
         if state.eval_due(done) or last:
             state.evals.append(evaluate(b))
         if (state.checkpoint_due(done) or last) and distributed.is_main():  # the last one holds the final policy
-            save_checkpoint(b, state, run_dir)
+            save_checkpoint(b, state, run_dir, execution)
     distributed.check_same_weights(b.trainer.policy, getattr(b.trainer, "critic", None))
+
+
+class BudgetBuysNoStep(ConfigError):
+    """A FLOPs or seconds budget that ends inside the first step: nothing would be compared but an interpolation
+    between the SFT model and one step (a DPO run at 2e10 FLOPs on the tiny preset spent it all on its reference
+    log-probs). A steps budget counts optimiser steps, and any amount >= 1 buys one."""
+
+    def __init__(self, cfg: Config, before: dict, after: dict):
+        axis = BUDGET_AXIS[cfg.budget.unit]
+        setup, step = before[axis], after[axis] - before[axis]
+        unit = {BudgetUnit.flops: "FLOPs", BudgetUnit.seconds: "s"}[cfg.budget.unit]
+        built = f", after {setup:.3g} {unit} building it (what the trainer computes once)" if setup else ""
+        super().__init__(
+            f"budget.amount={cfg.budget.amount:g} buys no step of {cfg.algo.name}: one costs {step:.3g} {unit}{built}; "
+            f"the smallest budget that buys one is budget.amount={1.01 * (setup + step):.3g}"
+        )
 
 
 def timed_step(b: Built) -> dict[str, float]:
@@ -399,8 +441,9 @@ def evaluate(b: Built) -> dict[str, float]:
     return row
 
 
-def save_checkpoint(b: Built, state: LoopState, run_dir: Path) -> None:
+def save_checkpoint(b: Built, state: LoopState, run_dir: Path, execution: dict) -> None:
     checkpoint = {
+        "execution": execution,
         "trainer": b.trainer.state_dict(),
         "meter": b.meter.state_dict(),
         "phases": b.phases.state_dict(),

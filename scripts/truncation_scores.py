@@ -19,6 +19,7 @@ import sys
 import torch
 from hydra import compose, initialize_config_dir
 
+from bench import rundir
 from bench.app import CONF_DIR
 from bench.config import to_object
 from bench.models import ScalarHeadModel, build_tokenizer, load_policy
@@ -40,7 +41,7 @@ def main(overrides: list[str], run_dir: str | None) -> None:
     stages = prepare_stages(cfg, task, tokenizer, prompts.train, device)
     policy = load_policy(stages.sft).to(device).eval()
     if run_dir:
-        policy.load_state_dict(torch.load(f"{run_dir}/checkpoint.pt", weights_only=False)["trainer"]["policy"])
+        policy.load_state_dict(rundir.read_checkpoint(f"{run_dir}/checkpoint.pt")["trainer"]["policy"])
     rm = ScalarHeadModel.from_pretrained(stages.reward_model).to(device).eval()
     torch.manual_seed(0)
     at_word, closed, gold, ended = [], [], [], []

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from bench import rundir
 from bench.config import ConfigError, to_object
 from bench.optim import adamw
 from bench.runner import preflight
@@ -24,7 +25,7 @@ def test_every_trainable_weight_changes(run_tiny, shared_cache, algo):
     summary, run_dir = run_tiny(f"algo={algo}", "task=sentiment", "budget=steps", "budget.amount=2")
     assert summary["status"] == "finished", summary.get("error")
     sft = _policy_tensors(f"{shared_cache}/sft/{summary['stages']['sft']['hash']}")
-    trained = torch.load(run_dir / "checkpoint.pt", weights_only=False)["trainer"]
+    trained = rundir.read_checkpoint(run_dir / "checkpoint.pt")["trainer"]
     assert sft.keys() == trained["policy"].keys()
     unchanged = [k for k, v in sft.items() if torch.equal(v, trained["policy"][k])]
     assert not unchanged, f"{algo} left these weights untouched: {unchanged}"

@@ -4,8 +4,8 @@ import json
 import logging
 
 import pytest
-import torch
 
+from bench import rundir
 from bench.config import LoggerConfig, WandbMode
 from bench.logger import Progress, RunLogger, wandb_settings
 
@@ -82,7 +82,7 @@ def test_a_resumed_run_continues_its_wandb_run_and_keeps_its_samples_once(run_ti
     samples = (run_dir / "samples.jsonl").read_text()
     (run_dir / "summary.json").unlink()
     again, _ = run_tiny("algo=dpo", "budget.amount=5e9", name="run")
-    first_id = torch.load(run_dir / "checkpoint.pt", weights_only=False)["runner"]["wandb_id"]
+    first_id = rundir.read_checkpoint(run_dir / "checkpoint.pt")["runner"]["wandb_id"]
     assert again["resumed_at_iteration"] > 0 and calls[0]["id"] is None and first_id
     assert (calls[1]["id"], calls[1]["resume"]) == (first_id, "allow")
     assert (run_dir / "samples.jsonl").read_text() == samples

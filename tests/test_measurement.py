@@ -169,7 +169,7 @@ def _grpo_policy(run_tiny, name, *overrides):
     summary, run_dir = run_tiny("algo=grpo", "algo.lr=3e-2", "budget=steps", "budget.amount=2", *overrides, name=name)
     assert summary["status"] == "finished", summary.get("error")
     rows = [r for r in _rows(run_dir) if "train/loss" in r]
-    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["trainer"]["policy"], rows
+    return rundir.read_checkpoint(run_dir / "checkpoint.pt")["trainer"]["policy"], rows
 
 
 def test_clip_higher_changes_the_update_once_minibatches_move_the_ratio(run_tiny):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,33 +37,88 @@ def _cli(run_dir, cache, *extra):
             f"cache_dir={cache}", f"hydra.sweep.dir={run_dir.parent}", f"hydra.sweep.subdir={run_dir.name}", *extra]  # fmt: skip
 
 
-def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, shared_cache):
-    whole, killed = tmp_path / "whole" / "run", tmp_path / "killed" / "run"
+@pytest.fixture(scope="module")
+def whole_grpo(tmp_path_factory, shared_cache):
+    """The uninterrupted run the killed and interrupted ones must end up equal to."""
+    whole = tmp_path_factory.mktemp("whole") / "run"
     assert subprocess.run(_cli(whole, shared_cache), capture_output=True, timeout=600).returncode == 0
+    return whole
 
-    proc = subprocess.Popen(_cli(killed, shared_cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+def _stop_after_a_checkpoint(run_dir, cache, sig) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(_cli(run_dir, cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 300
-    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+    while not (run_dir / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert (killed / "checkpoint.pt").exists() and not (killed / "summary.json").exists(), "the kill came too late to test resume"
-    rows_at_kill = len((killed / "metrics.jsonl").read_text().splitlines())
+    os.killpg(proc.pid, sig)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
-    again = subprocess.run(_cli(killed, shared_cache), capture_output=True, text=True, timeout=600)
+
+def _resumes_to_the_uninterrupted_run(stopped, whole, cache):
+    again = subprocess.run(_cli(stopped, cache), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming" in again.stdout + again.stderr
-    resumed, reference = (json.loads((d / "summary.json").read_text()) for d in (killed, whole))
+    resumed, reference = (json.loads((d / "summary.json").read_text()) for d in (stopped, whole))
     assert resumed["status"] == "finished" and resumed["resumed_at_iteration"] > 0
     strip = lambda d: {k: v for k, v in d.items() if not k.startswith(WALL_CLOCK)}  # noqa: E731
     assert strip(resumed["final"]) == strip(reference["final"])
-    assert _rows(killed) == _rows(whole)  # rows after the checkpoint were dropped and logged again, none twice
-    assert rows_at_kill >= 1
+    assert _rows(stopped) == _rows(whole)  # rows after the checkpoint were dropped and logged again, none twice
+    return resumed
+
+
+def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, shared_cache, whole_grpo):
+    killed = tmp_path / "killed" / "run"
+    _stop_after_a_checkpoint(killed, shared_cache, signal.SIGKILL)
+    assert (killed / "checkpoint.pt").exists() and not (killed / "summary.json").exists(), "the kill came too late to test resume"
+    assert len((killed / "metrics.jsonl").read_text().splitlines()) >= 1
+    resumed = _resumes_to_the_uninterrupted_run(killed, whole_grpo, shared_cache)
 
     # started again once more, a finished run is skipped, not redone
     skipped = subprocess.run(_cli(killed, shared_cache), capture_output=True, text=True, timeout=600)
     assert "run already finished with this identity" in skipped.stdout + skipped.stderr
     assert json.loads((killed / "summary.json").read_text())["wall_s"] == resumed["wall_s"]
+
+
+def test_sigterm_marks_the_run_interrupted_in_one_line_and_the_next_call_resumes_it(tmp_path, shared_cache, whole_grpo):
+    """A scheduler's SIGTERM (or Ctrl-C) used to leave the run `failed` with no error and a 130-line traceback,
+    and the next call started it over from zero."""
+    stopped = tmp_path / "stopped" / "run"
+    ended = _stop_after_a_checkpoint(stopped, shared_cache, signal.SIGTERM)
+    summary = json.loads((stopped / "summary.json").read_text())
+    if summary["status"] == "finished":
+        pytest.fail("the signal came after the run had finished: nothing was interrupted")
+    assert ended.returncode == 130 and "Traceback" not in ended.stderr, ended.stderr[-2000:]
+    assert [line for line in ended.stderr.splitlines() if line.startswith("rlhf-bench:")] == [
+        f"rlhf-bench: interrupted (SIGTERM): {stopped}; its checkpoint is kept, and the same command resumes it"
+    ]
+    assert summary["status"] == "interrupted" and (stopped / "checkpoint.pt").exists()
+    _resumes_to_the_uninterrupted_run(stopped, whole_grpo, shared_cache)
+
+
+def test_a_corrupt_or_planted_checkpoint_is_moved_aside_and_the_run_starts_over(run_tiny, tmp_path, caplog):
+    """A truncated file, and a pickle that would run code when unpickled in full (a planted checkpoint.pt on a shared
+    file system): neither is loaded as a checkpoint; each is moved aside, named in one line, and the run starts over."""
+    import logging
+
+    class Planted:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "code-ran",))
+
+    whole, _ = run_tiny("algo=grpo", "budget.amount=5e9", name="whole")
+    for name, write in [("corrupt", lambda p: p.write_bytes(b"PK\x03\x04 not a zip")), ("planted", lambda p: torch.save({"trainer": Planted()}, p))]:
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / "config.json").write_text((tmp_path / "whole" / "config.json").read_text())
+        write(run_dir / "checkpoint.pt")
+        with caplog.at_level(logging.WARNING, logger="bench.runner"):
+            summary, _ = run_tiny("algo=grpo", "budget.amount=5e9", name=name)
+        assert summary["status"] == "finished" and "resumed_at_iteration" not in summary
+        same = lambda d: {k: v for k, v in d.items() if not k.startswith(WALL_CLOCK)}  # noqa: E731
+        assert same(summary["final"]) == same(whole["final"])  # started over: the same run as one never stopped
+        (aside,) = run_dir.glob("checkpoint.pt.unreadable-*")
+        assert f"{run_dir / 'checkpoint.pt'} does not load as a weights-only checkpoint" in caplog.text and str(aside) in caplog.text
+    assert not (tmp_path / "code-ran").exists()
 
 
 @pytest.mark.parametrize("algo", ["rloo", "reinforce_pp", "best_of_n"])
@@ -143,3 +199,51 @@ def test_each_concurrent_job_gets_its_share_of_the_cores_and_its_own_gpu():
     assert job_share(n_jobs=2, job_num=3, cores=16, gpus=2) == (8, 1)
     assert job_share(n_jobs=-1, job_num=5, cores=4, gpus=4) == (1, 1)  # joblib's -1: one job per core
     assert job_share(n_jobs=8, job_num=0, cores=2, gpus=0) == (1, None)  # never below one thread
+
+
+def test_a_sweep_with_a_failed_run_finishes_the_others_then_exits_non_zero_naming_it(tmp_path, shared_cache):
+    """A failed run used to leave the command's status 0, as if the sweep had succeeded. Best-of-N asked for more
+    prompts than the task has fails in its constructor, after the stages: a failure at run time, not a bad config."""
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "bench.app", "-m", *TINY, "algo=best_of_n", "algo.prompts_per_step=100000,16", "stage_seed=0", "seed=0",
+           "budget.amount=5e9", f"cache_dir={shared_cache}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    by_prompts = {s["settings"]["algo.prompts_per_step"]: (p, s) for p, s in ((p, json.loads(p.read_text())) for p in sweep.glob("*/summary.json"))}
+    (failed_path, failed), (_, fine) = by_prompts[100000], by_prompts[16]
+    assert (failed["status"], fine["status"]) == ("failed", "finished")  # the sweep went on past the failure
+    assert done.returncode == 1
+    assert f"1 of 2 runs failed; their errors: {failed_path}" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "Traceback" in failed["error"]  # the traceback is in the summary
+
+    one = subprocess.run([*cmd[:3], *cmd[4:]], capture_output=True, text=True, timeout=600)  # no -m: a single run
+    assert one.returncode == 1  # the failed run, again (failed runs are not reused)
+
+
+def test_a_budget_that_buys_no_step_is_refused_with_the_cost_of_one_and_the_smallest_budget(run_tiny):
+    """At 1e8 FLOPs DPO's reference log-probs of its 256 pairs alone overrun the budget: the run would report the SFT
+    model's numbers as DPO's. Refused with what one step costs; at the budget it names, the run takes its step."""
+    from bench.runner import BudgetBuysNoStep
+
+    with pytest.raises(BudgetBuysNoStep) as refused:
+        run_tiny("algo=dpo", "budget.amount=1e8", name="small")
+    message = str(refused.value)
+    assert message.startswith("budget.amount=1e+08 buys no step of dpo: one costs ") and "FLOPs, after " in message
+    smallest = message.rsplit("budget.amount=", 1)[1]
+    summary, _ = run_tiny("algo=dpo", f"budget.amount={smallest}", name="enough")
+    assert summary["status"] == "finished" and summary["last_eval"]["compute/steps"] >= 1
+
+
+def test_a_finished_run_under_other_library_versions_is_refused_unless_accepted(run_tiny):
+    """The same config under transformers 5.23 and 5.24 gave PPO 0.624 and 0.603: another computation under one
+    identity, which used to be reused as if it were the same."""
+    from bench.config import ConfigError
+
+    first, run_dir = run_tiny("algo=dpo", "budget.amount=5e9")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["execution"]["versions"]["transformers"] = "5.23.0"
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ConfigError, match=r"computed under transformers 5\.23\.0 \(here .+\); run it again in its own directory .+ reuse_other_versions=true"):
+        run_tiny("algo=dpo", "budget.amount=5e9")
+    reused, _ = run_tiny("algo=dpo", "budget.amount=5e9", "reuse_other_versions=true")
+    assert reused["wall_s"] == first["wall_s"]  # reused as it is, not run again
+    assert first["execution"]["versions"].keys() == {"torch", "transformers", "datasets", "rlhf-bench"}

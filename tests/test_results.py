@@ -421,3 +421,17 @@ def test_every_latex_table_compiles_with_pdflatex(sweep, tmp_path):
         doc.write_text(f"\\documentclass{{article}}\\usepackage{{booktabs}}\\begin{{document}}\\input{{{table}}}\\end{{document}}\n")
         done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path, capture_output=True, text=True)
         assert done.returncode == 0, f"{table.name}: {[line for line in done.stdout.splitlines() if line.startswith('!')]}"
+
+
+def test_a_group_computed_under_two_library_versions_is_marked_in_the_summary(tmp_path):
+    """ppo's three seeds, one of them under transformers 5.24.0: its row says so; dpo's, all under 5.23.0, do not."""
+    for seed in range(3):
+        for algo in ("ppo", "dpo"):
+            run = _write_run(tmp_path, f"{algo}_{seed}", algo, seed, 0.1 * seed)
+            summary = json.loads((run / rundir.SUMMARY).read_text())
+            newer = algo == "ppo" and seed == 2
+            summary["execution"] = {"result_version": 2, "device": "cpu", "versions": {"torch": "2.13.0", "transformers": "5.24.0" if newer else "5.23.0"}}
+            (run / rundir.SUMMARY).write_text(json.dumps(summary))
+    table = summary_table(load_summaries([str(tmp_path)]).summaries).set_index("algo")
+    assert table.loc["ppo", "mixed versions"] == "transformers 5.23.0 | 5.24.0"
+    assert table.loc["dpo", "mixed versions"] != table.loc["dpo", "mixed versions"]  # NaN: nothing to mark

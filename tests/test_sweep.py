@@ -1,22 +1,35 @@
 """The CI's end-to-end check: the default comparison (PPO, GRPO, DPO × 3 stage seeds × 2 seeds) on the tiny
-preset as a Hydra multirun (SFT -> RM -> trainers), then the tables."""
+preset as a Hydra multirun (SFT -> RM -> trainers), then the tables: the README's `rlhf-bench experiment=tiny`."""
 
 import json
 import subprocess
 import sys
 
-from tests.conftest import TINY
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from tests.conftest import TINY, compose_config
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_few_minute_experiment_is_the_tiny_settings_the_tests_use():
+    """`experiment=tiny` and the tests' TINY overrides are one configuration (one identity, one stage cache)."""
+    as_experiment = OmegaConf.to_container(compose_config("experiment=tiny", "logger.wandb_mode=disabled"), resolve=True)
+    assert as_experiment == OmegaConf.to_container(compose_config(*TINY), resolve=True)
 
 
 def test_default_sweep_then_results(tmp_path):
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
-    cmd = [sys.executable, "-m", "bench.app", "-m", "task=sentiment", *TINY,
-           "logger.wandb_mode=offline", f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    assert "rlhf-bench experiment=tiny " in README.read_text()  # the command this test runs
+    cmd = [sys.executable, "-m", "bench.app", "experiment=tiny", "logger.wandb_mode=offline", f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name != "results")
     summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
     assert [s["status"] for s in summaries] == ["finished"] * 18
+    assert all(s["last_eval"]["compute/steps"] >= 1 for s in summaries)  # every algorithm got steps at the README's budget
     assert sorted((s["algo"], s["stage_seed"], s["seed"]) for s in summaries) == [
         (a, st, s) for a in ("dpo", "grpo", "ppo") for st in (0, 1, 2) for s in (0, 1)
     ]

@@ -56,6 +56,7 @@ def _flatten_summary(summary: dict) -> dict:
     row["budget"] = summary.get("budget")
     row["git_commit"] = summary.get("git_commit")
     row["versions"] = summary.get("versions", {})
+    row["computed_under"] = json.dumps(rundir.computation_versions(summary), sort_keys=True)  # what decides reuse (bench/rundir.py)
     if "diverged" in summary:
         row["diverged_at"] = f"{summary['diverged']['metric']} at step {summary['diverged']['step']}"
     return row

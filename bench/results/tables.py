@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pandas as pd
@@ -38,6 +39,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
             "n": n, "covers": covered, "runs": len(done),
             "diverged": int((of_group["status"] == "diverged").sum()), "failed": int((of_group["status"] == "failed").sum()),
         }  # fmt: skip
+        if mixed := mixed_versions(done):
+            row["mixed versions"] = mixed
         if peak_cols:
             done = done.assign(**{"memory/peak_bytes": done[peak_cols].max(axis=1)})
         if model_cols:
@@ -46,6 +49,17 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
             row[metric], row[f"{metric} ±"], _ = group_interval(done, metric)
         rows.append(row)
     return pd.DataFrame(rows, columns=_columns(rows, keys))
+
+
+def mixed_versions(runs: pd.DataFrame) -> str:
+    """'transformers 5.23.0 | 5.24.0' where a group's runs were computed under other versions of a package whose version
+    is part of a run's execution (bench/rundir.py `COMPUTATION_PACKAGES`): their mean is of two computations, and the
+    table says so in its `mixed versions` column (absent where no group mixes); empty where they agree."""
+    if "computed_under" not in runs or runs["computed_under"].nunique() < 2:
+        return ""
+    versions = pd.DataFrame([json.loads(v) for v in runs["computed_under"]])
+    return "; ".join(f"{lib} {' | '.join(sorted(versions[lib].fillna('unrecorded').astype(str).unique()))}"
+                     for lib in versions.columns if versions[lib].fillna("unrecorded").nunique() > 1)  # fmt: skip
 
 
 MIB = 2**20
