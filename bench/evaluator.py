@@ -7,7 +7,8 @@ the validation prompts as `val/*` (the tuning objective, never reported as a res
     eval/proxy_reward     mean reward-model score of the same samples
     eval/kl_to_ref        mean over samples of Σ_t (log π - log π_ref): sequence-level KL
                           on fresh samples, never a trainer's own estimator (best-of-N,
-                          which is no one model: the analytic log N - (N - 1)/N)
+                          which is no one model: estimated from its N candidates'
+                          reference log-probs, at most log N - (N - 1)/N)
     eval/win_rate_vs_sft  P(gold(policy sample) > gold(SFT sample)) on the same prompt, ties ½
     eval/length           mean completion tokens, EOS included
     eval/accuracy         share exactly right (tasks with a checker)

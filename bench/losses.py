@@ -152,14 +152,66 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tens
 
 
 def best_of_n_kl(n: int) -> float:
-    """KL(π_BoN || π) of best-of-n sampling from π: log n - (n - 1) / n (Stiennon et al. 2020, Gao et al. 2022).
+    """The upper bound on KL(π_N ‖ π) of best-of-n sampling from π: log n - (n - 1) / n (Stiennon et al. 2020,
+    Gao et al. 2022; Beirami et al. 2024, Theorem 1, prove it bounds every π and reward).
 
-    Exact when the reward takes distinct values on every sample (a continuous reward); an upper
-    bound when samples tie (Beirami et al. 2024), e.g. a correct/incorrect check.
+    Exact only when n samples never tie in reward (a continuous distribution). With repeated samples (a
+    peaked π, short completions: identical texts get identical scores) or a tied check (correct/incorrect)
+    the KL is lower, e.g. at most -log π(y*) however large n grows: `best_of_n_kl_estimate` estimates it.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     return math.log(n) - (n - 1) / n
+
+
+def best_of_n_kl_estimate(masses: torch.Tensor, scores: torch.Tensor, n: int) -> float:
+    """KL(π_N ‖ π) of best-of-n sampling from π on one prompt, estimated from its distinct candidates.
+
+    `masses`: [m] π's exact probability of each distinct candidate (exp Σ_t log π, duplicates merged by the
+    caller: identical token ids are one outcome); `scores`: [m] the reward that selects among them.
+
+    Derivation (Beirami et al. 2024, "Theoretical guarantees on the best-of-n alignment policy", Lemma 1):
+    with outcomes ordered by score, F the CDF and F⁻ the strict CDF, π_N(y) = F(y)^n - F⁻(y)^n. In quantile
+    space u ∈ [0, 1] best-of-n is the largest of n uniforms (density n u^(n-1)): an atom of mass q on
+    [a, a + q] gets π_N = (a + q)^n - a^n, and mass with no atoms on [c, d] contributes
+    ∫_c^d n u^(n-1) log(n u^(n-1)) du = log n (d^n - c^n) + (n - 1) [u^n log u - u^n / n]_c^d.
+
+    The estimate is that KL, computed exactly, for p̂: the candidates as atoms of their exact masses (tied
+    scores are one atom of their summed mass: best-of-n picks within a tie in proportion to mass, so the
+    tie contributes P log(P / Q) whatever its split), and the unseen mass U = max(0, 1 - Σ q) as continuous
+    mass spread equally over the m + 1 gaps below, between and above the atoms. So: n = 1 gives 0; Σ q → 0
+    (all candidates distinct, negligible mass) gives the bound `best_of_n_kl(n)`; Σ q = 1 (every outcome
+    seen) gives the exact discrete KL; and, p̂ being a distribution, always 0 ≤ estimate ≤ the bound. Where
+    Σ q > 1 (log-probs under reduced precision) the masses are rescaled to sum to 1. While mass is unseen the
+    estimate runs high: the share placed above the best candidate is what best-of-n favours most
+    (`tests/test_best_of_n.py` measures it on a categorical with duplicates: +0.012 at n = 4, +0.12 at 64,
+    against the bound's +0.06 and +1.28).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    q, s = masses.detach().double().flatten().clamp(min=0).cpu(), scores.detach().double().flatten().cpu()
+    if q.sum() > 1:
+        q = q / q.sum()
+    order = torch.argsort(s, stable=True)
+    levels, tie = torch.unique_consecutive(s[order], return_inverse=True)
+    Q = torch.zeros(len(levels), dtype=torch.float64).index_add_(0, tie, q[order])  # [m] mass of each score, ascending
+    m = len(Q)
+    gap = (1 - Q.sum()).clamp(min=0) / (m + 1)  # unseen mass in each of the m + 1 gaps
+    below = torch.cat([Q.new_zeros(1), Q.cumsum(0)])  # [m + 1] atoms' mass below gap j (and below atom j)
+    a = below[:m] + gap * torch.arange(1, m + 1)  # [m] where atom j starts
+    top = (a + Q).clamp(max=1)
+    # (a + Q)^n - a^n = (a + Q)^n (1 - (1 + Q/a)^-n), without cancelling when both are near 1; a = 0 gives Q^n
+    ratio = torch.where(Q > 0, Q / a, 0.0)
+    pi = top**n * -torch.expm1(-n * torch.log1p(ratio))  # [m] π_N of each atom
+    atoms = torch.where(pi > 0, pi * (pi / Q).log(), 0.0).sum()
+    c = (below + gap * torch.arange(m + 1)).clamp(max=1)  # [m + 1] continuous segments [c, c + gap]
+    d = (c + gap).clamp(max=1)
+
+    def h(u: torch.Tensor) -> torch.Tensor:  # u^n log u - u^n / n, 0 at u = 0
+        return torch.where(u > 0, u**n * (u.log() - 1 / n), 0.0)
+
+    continuous = (math.log(n) * (d**n - c**n) + (n - 1) * (h(d) - h(c))).sum()
+    return max(0.0, (atoms + continuous).item())
 
 
 def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:

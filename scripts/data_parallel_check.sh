@@ -12,7 +12,7 @@ export OMP_NUM_THREADS=1
 python -m torch.distributed.run --nproc_per_node 2 -m bench.app "${common[@]}" seed=0 algo=ppo,grpo,dpo,rloo,reinforce_pp,best_of_n \
     "hydra.sweep.dir=$out/two_processes"
 for pair in ppo:algo.batch_size=128 grpo:algo.prompts_per_step=32 dpo:algo.batch_size=64 rloo:algo.prompts_per_step=32 \
-            reinforce_pp:algo.batch_size=128 best_of_n:algo.prompts_per_step=512; do
+            reinforce_pp:algo.batch_size=128 best_of_n:algo.prompts_per_step=64; do
     rlhf-bench "${common[@]}" seed=0,1 "algo=${pair%%:*}" "${pair#*:}" "hydra.sweep.dir=$out/one_process"
 done
 python - "$out" <<'PY'

@@ -14,11 +14,12 @@ from tests.conftest import TINY, tiny_config
 
 # `torchrun` of this interpreter (the console script on PATH may belong to another environment)
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-# best-of-N's two processes each take 256 prompts of one order: 600 training prompts hold 512
+# 600 training prompts: best-of-N's failure test below asks for 2 × 400 of them
 DP = ["task.n_train=600", "stage_seed=0", "seed=0"]
-# one process with twice the per-process batch of the two-process run (each algorithm's defaults)
+# one process with twice the per-process batch of the two-process run (each algorithm's defaults; best-of-N's
+# default is TINY's task.n_eval = 64 prompts shared among the processes, 32 each)
 DOUBLE = {"ppo": "algo.batch_size=128", "grpo": "algo.prompts_per_step=32", "dpo": "algo.batch_size=64",
-          "rloo": "algo.prompts_per_step=32", "reinforce_pp": "algo.batch_size=128", "best_of_n": "algo.prompts_per_step=512"}  # fmt: skip
+          "rloo": "algo.prompts_per_step=32", "reinforce_pp": "algo.batch_size=128", "best_of_n": "algo.prompts_per_step=64"}  # fmt: skip
 
 
 def test_the_processes_shares_are_one_process_batch(monkeypatch):
@@ -60,7 +61,10 @@ def test_two_processes_spend_the_same_compute_as_one_with_twice_the_batch(algo, 
     assert (one["status"], two["status"], two["processes"]) == ("finished", "finished", 2), two.get("error")
     # the same steps, samples and FLOPs: each process counted its share, and the meter summed them
     for key in ("compute/steps", "compute/samples", "compute/flops"):
-        assert two["last_eval"][key] == pytest.approx(one["last_eval"][key], rel=1e-9), key
+        # best-of-N's batch of 32 prompts a process sometimes ends before max_new_tokens (2 of 36 in a 5e9 run), and
+        # the sampler skips the forward passes left, which one batch of 64 seldom does: its FLOPs agree to 1 %
+        rel = 0.01 if (algo, key) == ("best_of_n", "compute/flops") else 1e-9
+        assert two["last_eval"][key] == pytest.approx(one["last_eval"][key], rel=rel), key
     assert two["sft"] == one["sft"]  # evaluation does not depend on the processes
     gold, kl = "eval/gold_reward", "eval/kl_to_ref"
     if algo in ("dpo", "best_of_n"):

@@ -7,6 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from bench.algos import ALGOS
+from bench.algos.best_of_n import resolve_prompts_per_step
 from bench.config import to_object
 from bench.runner import preflight, run
 from tests.conftest import compose_config
@@ -30,9 +31,9 @@ def test_each_experiment_gives_every_algorithm_a_learning_rate_for_a_pretrained_
         assert cfg.algo.lr <= 3e-6 < default.lr
         # the command line still wins over the experiment
         assert compose_config(f"experiment={experiment}", f"algo={algo}", "algo.lr=2e-7").algo.lr == 2e-7
-    if algo == "best_of_n":  # a round of draws takes its prompts from the training prompts
-        assert cfg.algo.prompts_per_step <= cfg.task.n_train
     config = to_object(cfg)  # every value is one its schema accepts
+    if algo == "best_of_n":  # a round of draws takes its prompts (by default n_eval of them) from the training prompts
+        assert resolve_prompts_per_step(config.algo, cfg.task.n_eval, processes=1) <= cfg.task.n_train
     if experiment == "smollm2_sentiment":  # the one that needs no network: its prompts, model and judge are all here
         preflight(config)
 

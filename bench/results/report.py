@@ -131,7 +131,7 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "## Score at equal KL to the reference (the reward-KL frontier)",
         "",
         "Each run's evaluations (the SFT model at KL 0 first) ordered by `eval/kl_to_ref` and read off at these KLs; "
-        "empty where a group's runs never reached that KL. Best-of-N's KL is the analytic log N - (N - 1)/N.",
+        "empty where a group's runs never reached that KL. Best-of-N's KL is estimated from its candidates (at most log N - (N - 1)/N).",
         "",
         tables["kl_matched"].to_markdown(index=False, floatfmt=".4g"),
         "",
