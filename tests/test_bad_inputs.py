@@ -21,7 +21,8 @@ def _cases() -> list[tuple[int, str, str]]:
 @pytest.mark.parametrize(("want", "args", "first"), _cases(), ids=[c[1] for c in _cases()])
 def test_a_bad_input_is_one_line_and_its_exit_status(want, args, first, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the default cache and sweep directories land here, if anywhere
-    monkeypatch.setattr(sys, "argv", ["rlhf-bench", *args.split(), f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    # one stage seed and seed: Hydra composes every job of a sweep before the first runs (18 of the default one)
+    monkeypatch.setattr(sys, "argv", ["rlhf-bench", *args.split(), "stage_seed=0", "seed=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     GlobalHydra.instance().clear()
     with pytest.raises(SystemExit) as ended:
         app.main()

@@ -201,7 +201,7 @@ def test_each_concurrent_job_gets_its_share_of_the_cores_and_its_own_gpu():
     assert job_share(n_jobs=8, job_num=0, cores=2, gpus=0) == (1, None)  # never below one thread
 
 
-def test_a_sweep_with_a_failed_run_finishes_the_others_then_exits_non_zero_naming_it(tmp_path, shared_cache):
+def test_a_sweep_with_a_failed_run_finishes_the_others_then_exits_non_zero_naming_it(tmp_path, shared_cache, monkeypatch):
     """A failed run used to leave the command's status 0, as if the sweep had succeeded. Best-of-N asked for more
     prompts than the task has fails in its constructor, after the stages: a failure at run time, not a bad config."""
     sweep = tmp_path / "sweep"
@@ -215,8 +215,17 @@ def test_a_sweep_with_a_failed_run_finishes_the_others_then_exits_non_zero_namin
     assert f"1 of 2 runs failed; their errors: {failed_path}" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr and "Traceback" in failed["error"]  # the traceback is in the summary
 
-    one = subprocess.run([*cmd[:3], *cmd[4:]], capture_output=True, text=True, timeout=600)  # no -m: a single run
-    assert one.returncode == 1  # the failed run, again (failed runs are not reused)
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bench import app
+
+    # a single run (in this process, the stages cached): the failed run again, and its exit status 1 at once
+    monkeypatch.setattr(sys, "argv", ["rlhf-bench", *[a for a in cmd[4:] if a != "algo.prompts_per_step=100000,16"],
+                                      "algo.prompts_per_step=100000", "hydra.mode=RUN", f"hydra.run.dir={tmp_path / 'one'}"])  # fmt: skip
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit) as one:
+        app.main()
+    assert one.value.code == 1 and json.loads((tmp_path / "one" / "summary.json").read_text())["status"] == "failed"
 
 
 def test_a_budget_that_buys_no_step_is_refused_with_the_cost_of_one_and_the_smallest_budget(run_tiny):
