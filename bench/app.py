@@ -7,6 +7,7 @@ under `+tune=<algo>`."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ import bench.tasks  # noqa: F401  (registers the task schemas)
 from bench import distributed, rundir
 from bench.config import ConfigError, to_object
 from bench.jobs import share_machine
-from bench.runner import objective, preflight, run
+from bench.runner import BudgetBuysNoStep, objective, preflight, run
 
 # One progress bar per long stage is ours; the libraries' per-file bars are noise in a sweep log.
 datasets.disable_progress_bars()
@@ -53,7 +54,15 @@ def app(cfg: DictConfig) -> float:
     distributed.setup()
     share_machine()  # before preflight, which loads the gold judge: on this job's GPU
     if threading.current_thread() is threading.main_thread():  # SIGTERM (a scheduler, torchrun, kill) stops a run as Ctrl-C does
-        signal.signal(signal.SIGTERM, _interrupt)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return _job(cfg)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return _job(cfg)
+
+
+def _job(cfg: DictConfig) -> float:
     try:
         config = to_object(cfg)
         preflight(config)
@@ -65,7 +74,12 @@ def app(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         summary = run(config, run_dir, OmegaConf.to_container(cfg, resolve=True), sweep=f"{sweep.parent.name}_{sweep.name}")
-    except ConfigError as e:  # a directory holding another computation's finished run; a budget that buys no step
+    except BudgetBuysNoStep as e:  # found out at the first step: a sweep's other runs go on, and its end fails it
+        if not multirun:
+            refuse(e)
+        print(f"rlhf-bench: error: {e}", file=sys.stderr)
+        return math.nan
+    except ConfigError as e:  # a directory holding another computation's finished run
         refuse(e)
     except Exception:  # a data-parallel run failed in this process: leave, so that torchrun stops the others
         log.exception("process %d of a data-parallel run failed; stopping it", distributed.rank())
@@ -73,7 +87,8 @@ def app(cfg: DictConfig) -> float:
         os._exit(1)
     if summary["status"] == "interrupted":
         kept = "its checkpoint is kept" if summary["interrupted"]["checkpoint"] else "it had no checkpoint yet"
-        print(f"rlhf-bench: interrupted ({summary['interrupted']['by']}): {run_dir}; {kept}, and the same command resumes it", file=sys.stderr)
+        again = f"the same command with hydra.sweep.dir={sweep}" if multirun else f"the same command with hydra.run.dir={run_dir}"
+        print(f"rlhf-bench: interrupted ({summary['interrupted']['by']}): {run_dir}; {kept}, and {again} resumes it", file=sys.stderr)
         sys.exit(130)
     log.info("%s: %s", summary["status"], run_dir)
     if summary["status"] == "failed" and not multirun:  # a sweep goes on, and its end says how many failed (bench/callbacks.py)
@@ -108,15 +123,20 @@ def unknown_group_options(argv: list[str]) -> str | None:
 def unwritable_output_dir(argv: list[str]) -> str | None:
     """Where Hydra will write (`hydra.sweep.dir`, `hydra.run.dir`, else under the working directory) as one line if
     nothing can be created there: Hydra would fail in its own mkdir, with two chained tracebacks."""
+    if any(arg.startswith(("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")) for arg in argv):
+        return None  # writes nothing
     given = [arg.partition("=") for arg in argv if arg.startswith(("hydra.sweep.dir=", "hydra.run.dir="))]
-    for key, _, value in given or [("the working directory", "", os.getcwd())]:
+    if not any(key == "hydra.sweep.dir" for key, _, _ in given):  # a multirun's default: multirun/<date>/<time> in here
+        given.append(("the working directory", "", os.getcwd()))
+    for key, _, value in given:
         existing = Path(value).absolute()
         while not existing.exists():
             existing = existing.parent
         try:
             os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".rlhf-bench-write-test-"))
         except OSError as e:
-            return f"{key}={value} is not writable: nothing can be created in {existing} ({e.strerror})"
+            where = f"{key}={value}" if key.startswith("hydra.") else f"the working directory {value} (where a sweep's multirun/ goes; set hydra.sweep.dir=...)"
+            return f"{where} is not writable: nothing can be created in {existing} ({e.strerror})"
     return None
 
 
@@ -125,8 +145,9 @@ def main() -> None:
     if message := unknown_group_options(sys.argv[1:]) or unwritable_output_dir(sys.argv[1:]):
         print(f"rlhf-bench: error: {message}", file=sys.stderr)
         sys.exit(2)
-    full_errors = "HYDRA_FULL_ERROR" in os.environ  # the user asked for Hydra's whole traceback
-    os.environ["HYDRA_FULL_ERROR"] = os.environ.get("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors here, not prints them
+    full_errors = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user asked for Hydra's whole traceback
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here instead of printing them
     try:
         app()
     except HydraException as e:  # a bad override or option: Hydra would print it with hints, search paths, a traceback
@@ -138,8 +159,10 @@ def main() -> None:
         print("rlhf-bench: interrupted", file=sys.stderr)
         sys.exit(130)
     finally:
-        if not full_errors:
+        if before is None:
             del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
 
 
 def hydra_error(error: HydraException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -28,15 +29,19 @@ class WriteResults(Callback):
 
 
 class FailIfARunFailed(Callback):
-    """After a multirun (and its tables), exit non-zero if any of its runs failed, naming each one's summary (its
-    traceback is there under `error`): a sweep goes on past a failed run, but its command must not look like
-    success. Diverged runs are a result, not a failure."""
+    """After a multirun (and its tables), exit 1 if any run it ran failed, naming each one's summary (its traceback is
+    there under `error`): a sweep goes on past a failed run, but its command must not look like success. Its runs are
+    the summaries written since it started: a failed run of an earlier call in the same sweep directory is run again
+    if this sweep holds it, and is not this sweep's otherwise. Diverged runs are a result, not a failure."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.started = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if not distributed.is_main():
             return
-        summaries = [p for p in Path(config.hydra.sweep.dir).glob(f"*/{rundir.SUMMARY}")]
-        failed = [p for p in summaries if (rundir.read_summary(p.parent) or {}).get("status") == "failed"]
+        mine = [p for p in Path(config.hydra.sweep.dir).glob(f"*/{rundir.SUMMARY}") if p.stat().st_mtime >= self.started]
+        failed = sorted(p for p in mine if (rundir.read_summary(p.parent) or {}).get("status") == "failed")
         if failed:
-            log.error("%d of %d runs failed; their errors: %s", len(failed), len(summaries), ", ".join(map(str, sorted(failed))))
+            log.error("%d of the %d runs it ran failed; their errors: %s", len(failed), len(mine), ", ".join(map(str, failed)))
             sys.exit(1)

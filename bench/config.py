@@ -105,8 +105,10 @@ class BudgetConfig:
     """Evaluate each time this fraction of the budget is spent (and always at the end)."""
 
     def __post_init__(self) -> None:
-        if not self.amount > 0:
+        if not self.amount > 0:  # finite too, but only where a user sets it (RANGES): the stages meter without a budget
             raise ConfigError(f"budget.amount must be > 0, got {self.amount}")
+        if self.unit == BudgetUnit.steps and self.amount < 1:
+            raise ConfigError(f"budget.amount={self.amount} optimiser steps buys no step: a steps budget must be >= 1")
         if not 0 < self.eval_every <= 1:
             raise ConfigError(f"budget.eval_every must be in (0, 1], got {self.eval_every}")
 
@@ -310,9 +312,12 @@ RANGES: dict[str, Range] = {
     "inner_iterations": COUNT, "candidates_per_step": COUNT, "n_pairs": COUNT, "n_train": COUNT, "n_eval": COUNT,
     "n_val": COUNT, "max_new_tokens": COUNT, "hidden_size": COUNT, "num_layers": COUNT, "num_heads": COUNT,
     "intermediate_size": COUNT, "max_position_embeddings": COUNT, "steps": NON_NEGATIVE, "log_samples": NON_NEGATIVE,
+    # the tasks' own knobs
+    "digits": COUNT, "min_len": COUNT, "max_len": COUNT, "target_len": COUNT, "max_words": COUNT,
+    "length_penalty": NON_NEGATIVE, "decay": UNIT, "amount": POSITIVE,
 }  # fmt: skip
 """Every numeric knob by its name, wherever it sits (algo.lr, sft.lr and rm.lr alike); `tests/test_config.py`
-checks that every numeric field of every algorithm's schema has one."""
+checks that every numeric field of every algorithm's and task's schema has one."""
 
 
 def check_ranges(node: Any, path: str = "") -> None:

@@ -109,7 +109,15 @@ def write_json(path: Path, value: dict) -> None:
 
 
 def installed_versions() -> dict[str, str]:
-    return {name: metadata.version(name) for name in COMPUTATION_PACKAGES}
+    """Each of `COMPUTATION_PACKAGES`' installed version ("not installed": this package run from a bare checkout)."""
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {name: version(name) for name in COMPUTATION_PACKAGES}
 
 
 def computation_versions(summary: dict) -> dict[str, str]:

@@ -212,6 +212,9 @@ def run(cfg: Config, run_dir: Path, resolved_config: dict, sweep: str | None = N
         summary["error"] = str(e)
         raise
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (bench/app.py raises it as an interrupt): resumable, not failed
+        if distributed.world() > 1:  # torchrun's SIGTERM to the others when one process failed; such a run starts over anyway
+            summary["error"] = f"interrupted ({str(e) or 'SIGINT'}) in a data-parallel run, which starts over when run again"
+            raise
         summary |= {"status": "interrupted", "interrupted": {"by": str(e) or "SIGINT", "checkpoint": (checkpoint_dir / rundir.CHECKPOINT).exists()}}
     except Exception:  # a failed run must not stop the sweep; the traceback goes in its summary, one line in the log
         summary["error"] = traceback.format_exc()

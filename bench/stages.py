@@ -8,6 +8,7 @@ beside each run's budget, not inside it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from dataclasses import asdict, dataclass
@@ -29,7 +30,7 @@ from bench.rollout import make_batch, reward_scores, sample, token_logprobs
 from bench.tasks import Task
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2  # bump when a stage's code changes what it writes
+CACHE_VERSION = 3  # bump when a stage's code changes what it writes (3: train prompts skip the validation prompts)
 
 
 def bradley_terry_labels(
@@ -203,13 +204,22 @@ class Stages:
         return {name: m["key"] for name, m in self.manifests.items()}
 
 
+def sft_spec(cfg: Config, train_prompts: list[str]) -> dict:
+    """What decides the SFT stage (and, through its key, the pairs and the reward model built on it): the task's
+    settings but its held-out sizes, the model, the stage seed, SFT's settings, and the train prompts themselves,
+    by digest: how they are drawn is code (a generated task's train prompts skip the validation prompts, so they
+    change with `task.n_val`), and a key of the config alone would hand one cache entry to two prompt sets."""
+    task_spec = {k: v for k, v in asdict(cfg.task).items() if k not in ("n_eval", "n_val")}
+    model_spec = {k: v for k, v in asdict(cfg.model).items() if k != "gradient_checkpointing"}  # changes no weight
+    prompts = hashlib.sha256("\n".join(train_prompts).encode()).hexdigest()[:16]
+    return {"version": CACHE_VERSION, "task": task_spec, "model": model_spec, "stage_seed": cfg.stage_seed, "sft": asdict(cfg.sft),
+            "train_prompts": prompts}  # fmt: skip
+
+
 def prepare_stages(cfg: Config, task: Task, tokenizer, train_prompts: list[str], device: torch.device) -> Stages:
     """Read the three stages from the cache, building the missing ones."""
     cache = StageCache(cfg.cache_dir)
-    task_spec = {k: v for k, v in asdict(cfg.task).items() if k not in ("n_eval", "n_val")}  # held-out prompts do not touch training
-    model_spec = {k: v for k, v in asdict(cfg.model).items() if k != "gradient_checkpointing"}  # changes no weight
-    sft_spec = {"version": CACHE_VERSION, "task": task_spec, "model": model_spec, "stage_seed": cfg.stage_seed, "sft": asdict(cfg.sft)}
-    sft, sft_m = cache.get_or_build("sft", sft_spec, lambda out: _sft(out, cfg, task, tokenizer, train_prompts, device))
+    sft, sft_m = cache.get_or_build("sft", sft_spec(cfg, train_prompts), lambda out: _sft(out, cfg, task, tokenizer, train_prompts, device))
     pref_spec = {"version": CACHE_VERSION, "sft": sft_m["key"], "prefs": asdict(cfg.prefs)}
     prefs, prefs_m = cache.get_or_build(
         "preferences", pref_spec, lambda out: _preferences(out, cfg, task, tokenizer, sft, train_prompts, device)

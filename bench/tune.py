@@ -97,8 +97,11 @@ def rlhf_bench(args: list[str]) -> None:
     """One `rlhf-bench -m ...` multirun, in its own process (Hydra runs one app per process)."""
     command = [sys.executable, "-m", "bench.app", "-m", *args]
     log.info("%s", " ".join(command[2:]))
-    if subprocess.run(command).returncode != 0:
-        raise RuntimeError(f"rlhf-bench failed: {' '.join(command[2:])}")
+    status = subprocess.run(command).returncode
+    if status == 1:  # the multirun ran, and some of its runs failed: a failed trial is a NaN objective, not the end
+        log.warning("some runs of this multirun failed (named above); the protocol goes on: %s", " ".join(command[2:]))
+    elif status != 0:  # bad input (2), interrupted (130)
+        raise RuntimeError(f"rlhf-bench exited {status}: {' '.join(command[2:])}")
 
 
 def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path) -> None:

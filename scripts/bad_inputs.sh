@@ -8,10 +8,13 @@ cases=$(cat <<'CASES'
 2|algo=dpoo|rlhf-bench: error: unknown algo 'dpoo'; available: best_of_n, dpo, grpo, ppo, reinforce_pp, rloo
 2|task=poetry|rlhf-bench: error: unknown task 'poetry'; available: arithmetic, gsm8k, hh_rlhf
 2|model=huge|rlhf-bench: error: unknown model 'huge'; available: hub, small, smollm2, tiny
-2|experiment=nonexistent|rlhf-bench: error: unknown experiment 'nonexistent'; available: qwen05b_gsm8k, qwen05b_ultrafeedback, smollm2_sentiment
+2|experiment=nonexistent|rlhf-bench: error: unknown experiment 'nonexistent'; available: qwen05b_gsm8k, qwen05b_ultrafeedback, smollm2_sentiment, tiny
 2|algo.bta=0.2|rlhf-bench: error: Could not override 'algo.bta': Key 'bta' not in
 2|+algo.typo=3|rlhf-bench: error: unknown key algo.typo; algo accepts:
 2|budget.amount=0|rlhf-bench: error: budget.amount must be > 0, got 0.0
+2|budget.amount=inf|rlhf-bench: error: budget.amount=inf is out of range: it must be > 0
+2|budget=steps budget.amount=0.5|rlhf-bench: error: budget.amount=0.5 optimiser steps buys no step: a steps budget must be >= 1
+2|task=sentiment task.decay=nan|rlhf-bench: error: task.decay=nan is out of range: it must be in [0, 1]
 2|budget.unit=joules|rlhf-bench: error: Error merging override budget.unit=joules: Invalid value 'joules', expected one of [flops, seconds, steps]
 2|budget.eval_every=1.5|rlhf-bench: error: budget.eval_every must be in (0, 1], got 1.5
 2|algo=grpo algo.group_size=1|rlhf-bench: error: algo.group_size must be >= 2 (the baseline is the group mean), got 1

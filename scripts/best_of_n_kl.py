@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
 
 from bench.losses import best_of_n_kl
 from bench.results.load import load_summaries

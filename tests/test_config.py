@@ -140,13 +140,19 @@ def test_a_value_out_of_its_range_is_one_line_naming_key_value_and_range(overrid
     assert message in str(refused.value) and "\n" not in str(refused.value)
 
 
-def test_every_numeric_knob_of_every_algorithm_has_a_range():
-    """A new knob without a rule would accept -1 and NaN again; every algorithm's numeric fields are named in RANGES."""
+def test_every_numeric_knob_of_every_algorithm_and_task_has_a_range():
+    """A new knob without a rule would accept -1 and NaN again; every algorithm's and task's numeric fields are named in RANGES."""
     from dataclasses import fields
 
     from bench.config import RANGES
 
+    def numeric(node) -> list[str]:
+        return [f.name for f in fields(node) if isinstance(getattr(node, f.name), (int, float)) and not isinstance(getattr(node, f.name), bool)]
+
     for name in ALGOS:
         algo = to_object(compose_config(f"algo={name}")).algo
-        numeric = [f.name for f in fields(algo) if isinstance(getattr(algo, f.name), (int, float)) and not isinstance(getattr(algo, f.name), bool)]
-        assert numeric and not [k for k in numeric if k not in RANGES], (name, numeric)
+        assert numeric(algo) and not [k for k in numeric(algo) if k not in RANGES], (name, numeric(algo))
+    for name in TASKS:
+        task = to_object(compose_config(f"task={name}", "model=smollm2", "task.gold_model=some/judge")).task if name in ("hh_rlhf", "tldr", "ultrafeedback") \
+            else to_object(compose_config(f"task={name}")).task
+        assert not [k for k in numeric(task) if k not in RANGES], (name, numeric(task))

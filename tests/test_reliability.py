@@ -90,7 +90,7 @@ def test_sigterm_marks_the_run_interrupted_in_one_line_and_the_next_call_resumes
         pytest.fail("the signal came after the run had finished: nothing was interrupted")
     assert ended.returncode == 130 and "Traceback" not in ended.stderr, ended.stderr[-2000:]
     assert [line for line in ended.stderr.splitlines() if line.startswith("rlhf-bench:")] == [
-        f"rlhf-bench: interrupted (SIGTERM): {stopped}; its checkpoint is kept, and the same command resumes it"
+        f"rlhf-bench: interrupted (SIGTERM): {stopped}; its checkpoint is kept, and the same command with hydra.sweep.dir={stopped.parent} resumes it"
     ]
     assert summary["status"] == "interrupted" and (stopped / "checkpoint.pt").exists()
     _resumes_to_the_uninterrupted_run(stopped, whole_grpo, shared_cache)
@@ -212,7 +212,7 @@ def test_a_sweep_with_a_failed_run_finishes_the_others_then_exits_non_zero_namin
     (failed_path, failed), (_, fine) = by_prompts[100000], by_prompts[16]
     assert (failed["status"], fine["status"]) == ("failed", "finished")  # the sweep went on past the failure
     assert done.returncode == 1
-    assert f"1 of 2 runs failed; their errors: {failed_path}" in done.stdout + done.stderr
+    assert f"1 of the 2 runs it ran failed; their errors: {failed_path}" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr and "Traceback" in failed["error"]  # the traceback is in the summary
 
     from hydra.core.global_hydra import GlobalHydra
@@ -226,6 +226,11 @@ def test_a_sweep_with_a_failed_run_finishes_the_others_then_exits_non_zero_namin
     with pytest.raises(SystemExit) as one:
         app.main()
     assert one.value.code == 1 and json.loads((tmp_path / "one" / "summary.json").read_text())["status"] == "failed"
+
+    # the sweep's fine run again, into the same directory: reused, and the earlier call's failed run is not this one's
+    monkeypatch.setattr(sys, "argv", ["rlhf-bench", "-m", *[a for a in cmd[4:] if a != "algo.prompts_per_step=100000,16"], "algo.prompts_per_step=16"])
+    GlobalHydra.instance().clear()
+    app.main()  # no SystemExit: exit status 0
 
 
 def test_a_budget_that_buys_no_step_is_refused_with_the_cost_of_one_and_the_smallest_budget(run_tiny):

@@ -5,8 +5,8 @@ import pytest
 from bench.config import ConfigError
 from bench.tasks import build_task, prompt_splits
 from bench.tasks.arithmetic import ArithmeticConfig
-from bench.tasks.sentiment import SentimentConfig
 from bench.tasks.running_sum import RunningSumConfig
+from bench.tasks.sentiment import SentimentConfig
 
 
 def test_running_sum_partial_credit():
@@ -82,3 +82,21 @@ def test_an_empty_prompt_set_is_refused(key):
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown task 'poetry'; available: arithmetic, gsm8k, hh_rlhf, positive_sentiment, running_sum, sentiment, tldr, ultrafeedback$"):
         build_task(SentimentConfig(name="poetry"))
+
+
+def test_the_sft_stage_is_keyed_by_the_train_prompts_it_trains_on():
+    """A generated task's train prompts skip the validation prompts, so they change with task.n_val (1 983 of 2 000
+    differ between n_val 32 and 128 on sentiment): two stage-cache entries, not one built on other prompts."""
+    from bench.cache import stage_key
+    from bench.config import to_object
+    from bench.stages import sft_spec
+    from tests.conftest import compose_config
+
+    keys = {}
+    for n_val in (32, 128):
+        cfg = to_object(compose_config(f"task.n_val={n_val}"))
+        train = prompt_splits(build_task(cfg.task), cfg.stage_seed).train
+        keys[n_val] = (train, stage_key(sft_spec(cfg, train)))
+    assert keys[32][0] != keys[128][0] and keys[32][1] != keys[128][1]
+    cfg = to_object(compose_config("task.n_eval=100"))  # the test prompts come after the train prompts: same key
+    assert stage_key(sft_spec(cfg, prompt_splits(build_task(cfg.task), 0).train)) == stage_key(sft_spec(to_object(compose_config()), keys[128][0]))

@@ -56,7 +56,9 @@ def _flatten_summary(summary: dict) -> dict:
     row["budget"] = summary.get("budget")
     row["git_commit"] = summary.get("git_commit")
     row["versions"] = summary.get("versions", {})
-    row["computed_under"] = json.dumps(rundir.computation_versions(summary), sort_keys=True)  # what decides reuse (bench/rundir.py)
+    execution = summary.get("execution", {"result_version": 1, "device": "cpu"})
+    computed = rundir.computation_versions(summary) | {"result_version": execution.get("result_version"), "device": execution.get("device")}
+    row["computed_under"] = json.dumps(computed, sort_keys=True, default=str)  # what decides reuse (bench/rundir.py)
     if "diverged" in summary:
         row["diverged_at"] = f"{summary['diverged']['metric']} at step {summary['diverged']['step']}"
     return row

@@ -52,8 +52,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def mixed_versions(runs: pd.DataFrame) -> str:
-    """'transformers 5.23.0 | 5.24.0' where a group's runs were computed under other versions of a package whose version
-    is part of a run's execution (bench/rundir.py `COMPUTATION_PACKAGES`): their mean is of two computations, and the
+    """'transformers 5.23.0 | 5.24.0' where a group's runs were computed under another execution (bench/rundir.py: the
+    versions of `COMPUTATION_PACKAGES`, `RESULT_VERSION`, the device): their mean is of two computations, and the
     table says so in its `mixed versions` column (absent where no group mixes); empty where they agree."""
     if "computed_under" not in runs or runs["computed_under"].nunique() < 2:
         return ""
@@ -156,7 +156,7 @@ def memory_table(runs: pd.DataFrame) -> pd.DataFrame:
 def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.DataFrame:
     """Each pair of groups per task: difference in final `metric`, its 95 % CI, the test's p, and a winner if p < 0.05.
 
-    Where both groups span ≥ 2 stage seeds and share ≥ 2, the test is paired over the shared
+    Where both groups span ≥ 2 stage seeds and share ≥ 2 (a verdict needs 3), the test is paired over the shared
     stage seeds' means: per stage seed both groups start from the same SFT model and reward
     model, so the pairing removes that shared variance. Otherwise Welch's t compares each
     group's independent values (`units`). `n` is what the test used. Below 3 values a side, or with no
