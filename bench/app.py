@@ -75,9 +75,9 @@ def _job(cfg: DictConfig) -> float:
     try:
         summary = run(config, run_dir, OmegaConf.to_container(cfg, resolve=True), sweep=f"{sweep.parent.name}_{sweep.name}")
     except BudgetBuysNoStep as e:  # found out at the first step: a sweep's other runs go on, and its end fails it
-        if not multirun:
-            refuse(e)
         print(f"rlhf-bench: error: {e}", file=sys.stderr)
+        if not multirun:
+            sys.exit(2)
         return math.nan
     except ConfigError as e:  # a directory holding another computation's finished run
         refuse(e)
@@ -145,13 +145,12 @@ def main() -> None:
     if message := unknown_group_options(sys.argv[1:]) or unwritable_output_dir(sys.argv[1:]):
         print(f"rlhf-bench: error: {message}", file=sys.stderr)
         sys.exit(2)
-    full_errors = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user asked for Hydra's whole traceback
-    before = os.environ.get("HYDRA_FULL_ERROR")
+    before = os.environ.get("HYDRA_FULL_ERROR")  # "1": the user asked for Hydra's whole traceback
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here instead of printing them
     try:
         app()
     except HydraException as e:  # a bad override or option: Hydra would print it with hints, search paths, a traceback
-        if full_errors:
+        if before == "1":
             raise
         print(f"rlhf-bench: error: {hydra_error(e)}", file=sys.stderr)
         sys.exit(2)

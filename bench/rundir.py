@@ -120,11 +120,13 @@ def installed_versions() -> dict[str, str]:
     return {name: version(name) for name in COMPUTATION_PACKAGES}
 
 
-def computation_versions(summary: dict) -> dict[str, str]:
-    """The versions a summary's run was computed under; a run from before `execution` held them has its `versions`
-    (python, torch, transformers, datasets, wandb: not this package's, so it never matches a run of today)."""
-    recorded = summary.get("execution", {}).get("versions") or summary.get("versions", {})
-    return {name: recorded[name] for name in COMPUTATION_PACKAGES if name in recorded}
+def execution_of(summary: dict) -> dict:
+    """A summary's `execution`, for runs from before it was recorded too (result version 1 on the CPU), its versions
+    those of `COMPUTATION_PACKAGES` the run recorded: before `execution` held them, its `versions` (python, torch,
+    transformers, datasets, wandb: not this package's, so such a run never matches one of today)."""
+    execution = summary.get("execution", {"result_version": 1, "device": "cpu"})
+    recorded = execution.get("versions") or summary.get("versions", {})
+    return execution | {"versions": {name: recorded[name] for name in COMPUTATION_PACKAGES if name in recorded}}
 
 
 def differing_versions(theirs: dict[str, str], ours: dict[str, str]) -> str:

@@ -269,14 +269,14 @@ def reusable_run(run_dir: Path, identity: str, execution: dict, other_versions: 
     previous = rundir.read_summary(run_dir)
     if previous is None or previous.get("status") != "finished":
         return None
-    done = previous.get("execution", {"result_version": 1, "device": "cpu"})  # runs from before it was recorded
+    done = rundir.execution_of(previous)
     code = {k: v for k, v in execution.items() if k != "versions"}
     if {k: done.get(k) for k in code} != code:
         raise RunDirTaken(
-            f"{run_dir} holds this configuration's run computed under {done}, this one would run under {code}; "
-            "give this run its own directory (hydra.sweep.dir=...) or delete that one to run it again"
+            f"{run_dir} holds this configuration's run computed under { {k: done.get(k) for k in code} }, this one would run "
+            f"under {code}; give this run its own directory (hydra.sweep.dir=...) or delete that one to run it again"
         )
-    if differing := rundir.differing_versions(rundir.computation_versions(previous), execution["versions"]):
+    if differing := rundir.differing_versions(done["versions"], execution["versions"]):
         if not other_versions:
             raise RunDirTaken(
                 f"{run_dir} holds this configuration's run computed under {differing}; run it again in its own "

@@ -84,8 +84,8 @@ class Candidates:
     best: Batch
     """Each prompt's best candidate so far."""
     score: torch.Tensor  # [B]: its score
-    seen: list[dict[bytes, int]]
-    """Per prompt: a digest of each distinct completion's token ids -> its index in `logp` and `scores`."""
+    seen: list[set[bytes]]
+    """Per prompt: a digest of each distinct completion's token ids."""
     logp: list[list[float]]
     """Per prompt: Σ_t log π_ref of each distinct completion, at the sampling temperature."""
     scores: list[list[float]]
@@ -118,7 +118,7 @@ class BestOfNPolicy:
             new = self.score(batch).float()  # [B]
             logp = (token_logprobs(self.model, batch, temperature).double() * batch.completion_mask).sum(-1)  # [B]
             if state is None:
-                state = Candidates(0, batch, new, [{} for _ in prompts], [[] for _ in prompts], [[] for _ in prompts])
+                state = Candidates(0, batch, new, [set() for _ in prompts], [[] for _ in prompts], [[] for _ in prompts])
             else:
                 better = new > state.score  # a tie keeps the earlier candidate
                 state.best = choose([state.best, batch], better.long(), self.tokenizer.pad_token_id)
@@ -137,7 +137,7 @@ class BestOfNPolicy:
         for i, (length, lp, sc) in enumerate(zip(lengths, logp.tolist(), score.tolist())):
             digest = hashlib.blake2b(ids[i, :length].numpy().tobytes(), digest_size=16).digest()
             if digest not in state.seen[i]:
-                state.seen[i][digest] = len(state.logp[i])
+                state.seen[i].add(digest)
                 state.logp[i].append(lp)
                 state.scores[i].append(sc)
 

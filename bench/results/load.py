@@ -56,9 +56,8 @@ def _flatten_summary(summary: dict) -> dict:
     row["budget"] = summary.get("budget")
     row["git_commit"] = summary.get("git_commit")
     row["versions"] = summary.get("versions", {})
-    execution = summary.get("execution", {"result_version": 1, "device": "cpu"})
-    computed = rundir.computation_versions(summary) | {"result_version": execution.get("result_version"), "device": execution.get("device")}
-    row["computed_under"] = json.dumps(computed, sort_keys=True, default=str)  # what decides reuse (bench/rundir.py)
+    execution = rundir.execution_of(summary)  # what decides reuse (bench/rundir.py), flat: the versions beside the rest
+    row["computed_under"] = json.dumps(execution.pop("versions") | execution, sort_keys=True, default=str)
     if "diverged" in summary:
         row["diverged_at"] = f"{summary['diverged']['metric']} at step {summary['diverged']['step']}"
     return row
