@@ -1,6 +1,6 @@
 """`rlhf-bench`: the Hydra app. One job = one run; a plain `rlhf-bench` runs the default comparison.
 
-A job returns its tuning objective (bench/runner.py `objective`: the validation score at the
+A job returns its tuning objective (bench/rundir.py `objective`: the validation score at the
 budget, NaN for a run that did not finish), which is what Hydra's Optuna sweeper maximises
 under `+tune=<algo>`."""
 
@@ -27,7 +27,10 @@ import bench.tasks  # noqa: F401  (registers the task schemas)
 from bench import distributed, rundir
 from bench.config import ConfigError, to_object
 from bench.jobs import share_machine
-from bench.runner import BudgetBuysNoStep, objective, preflight, run
+from bench.rundir import objective
+from bench.runner import run
+from bench.runner.build import preflight
+from bench.runner.loop import BudgetBuysNoStep
 
 # One progress bar per long stage is ours; the libraries' per-file bars are noise in a sweep log.
 datasets.disable_progress_bars()

@@ -1,4 +1,5 @@
-"""The run directory's format and a run's identity: written by the runner, read by the results tool.
+"""The run directory's format and a run's identity: written by the runner, read by the results tool; and the
+arithmetic of the summary's numbers (`at_budget`, `best_evaluation`, the tuning `objective`), pure functions of its rows.
 
     <run dir>/
         config.json      the resolved config (every key, as Hydra composed it)
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from importlib import metadata
 from pathlib import Path
@@ -150,3 +152,43 @@ def read_summary(run_dir: Path) -> dict | None:
 def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / METRICS
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+# ---------------------------------------------------------------------------- the summary's arithmetic
+def at_budget(evals: list[dict], axis: str, amount: float) -> dict[str, float]:
+    """Every metric of the evaluation rows, linearly interpolated at `axis` == `amount`.
+
+    `evals` are in the order they were taken; the last is at or past the budget, and the
+    one before it (the SFT baseline at 0, at worst) before it.
+    """
+    after = evals[-1]
+    before = next((e for e in reversed(evals[:-1]) if e[axis] <= amount), None)
+    if before is None or after[axis] <= amount:
+        return dict(after)
+    w = (amount - before[axis]) / (after[axis] - before[axis])
+    # a model first watched after the baseline (the policy) has no counter there: it stood at 0
+    start = {k: before.get(k, 0.0 if k.startswith("compute/") else math.nan) for k in after}
+    row = {k: start[k] + w * (v - start[k]) for k, v in after.items() if isinstance(v, (int, float))}
+    return row | {axis: amount, "compute/budget_fraction": 1.0}
+
+
+def best_evaluation(evals: list[dict]) -> dict[str, float]:
+    """The best gold reward (and accuracy) any evaluation reached, and the FLOPs it was reached at."""
+    out = {}
+    for metric in ("eval/gold_reward", "eval/accuracy"):
+        if metric in evals[-1]:
+            best = max(evals, key=lambda e: e[metric])
+            out |= {metric: best[metric], f"{metric}@compute/flops": best["compute/flops"]}
+    return out
+
+
+def objective_metric(task) -> str:
+    """What tuning maximises: validation accuracy where the task has an exact check, else validation gold reward."""
+    return "val/accuracy" if task.has_checker else "val/gold_reward"
+
+
+def objective(summary: dict) -> float:
+    """The tuning objective of a run: its validation score at the budget; NaN (a failed trial) if it did not finish."""
+    if summary.get("status") != "finished":
+        return math.nan
+    return float(summary["final"].get(summary["objective"], math.nan))

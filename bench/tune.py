@@ -3,7 +3,7 @@
     rlhf-bench-tune task=arithmetic [model=... budget.amount=...] [tune.trials=8 tune.seeds=2 ...]
 
 For each algorithm, three plain Hydra multiruns of the `rlhf-bench` app, each of which a user
-can also run alone (the tune directory's layout is bench/results/tuning.py's):
+can also run alone (the tune directory's layout is bench/tunedir.py's):
 
     1. search   `rlhf-bench -m +tune=<algo> hydra.sweeper.n_trials=N`: Optuna over the algorithm's
                 search space (conf/tune/<algo>.yaml), every trial a full-budget run on stage seed
@@ -21,48 +21,21 @@ again with the same command continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from bench import tunedir
 from bench.config import ConfigError
+from bench.results.cli import main as results
+from bench.results.tuning import best_trial, load_trials
+from bench.tunedir import TuneConfig
 
 log = logging.getLogger("rlhf-bench-tune")
-PROTOCOL = "protocol.json"
-"""The tune directory's record of the command and its wall time (the last complete pass; a resumed one counts only itself)."""
-
-
-@dataclass
-class TuneConfig:
-    trials: int = 8
-    """N: Optuna trials per algorithm, each a full-budget run (the same N for every algorithm)."""
-    seeds: int = 2
-    """K: fresh trainer seeds (1..K) of the final and default runs."""
-    stage_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    """Stage seeds of the final and default runs (the default comparison's)."""
-    search_stage_seed: int = 3
-    """The stage seed the search runs on: none of the final runs' (a configuration chosen on one SFT model,
-    reward model and prompt split would be tested on the same ones)."""
-    algos: list[str] = field(default_factory=lambda: ["ppo", "grpo", "dpo"])
-    dir: str | None = None
-    """The tune directory; unset: multirun/tune/<task>_<date>_<time>."""
-    defaults: bool = True
-    """Also run the default settings on the final seeds (the `default` rows)."""
-
-    def __post_init__(self) -> None:
-        if self.trials < 1 or self.seeds < 1 or not self.stage_seeds or not self.algos:
-            raise ConfigError("tune.trials and tune.seeds must be >= 1, tune.stage_seeds and tune.algos non-empty")
-        if self.search_stage_seed in self.stage_seeds:
-            raise ConfigError(f"tune.search_stage_seed {self.search_stage_seed} is one of tune.stage_seeds: the final runs must not share the search's stages")
-        unknown = set(self.algos) - {p.stem for p in (Path(__file__).resolve().parent / "conf" / "tune").glob("*.yaml")}
-        if unknown:
-            raise ConfigError(f"tune.algos: no search space (conf/tune/<algo>.yaml) for {', '.join(sorted(unknown))}")
 
 
 def check_sweeper() -> None:
@@ -105,12 +78,10 @@ def rlhf_bench(args: list[str]) -> None:
 
 
 def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path) -> None:
-    from bench.results.tuning import best_trial, load_trials
-
-    seeds = ",".join(str(s) for s in range(1, cfg.seeds + 1))
+    seeds = cfg.final_seeds
     stage_seeds = ",".join(str(s) for s in cfg.stage_seeds)
     for algo in cfg.algos:
-        search = out / "search" / algo
+        search = out / tunedir.SEARCH / algo
         rlhf_bench([f"+tune={algo}", f"hydra.sweeper.n_trials={cfg.trials}", f"stage_seed={cfg.search_stage_seed}", f"hydra.sweep.dir={search}", *forwarded])
         best = best_trial(load_trials(search))
         if best is None:
@@ -119,9 +90,9 @@ def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path) -> None:
             log.info("%s: best trial %s, validation %.4f", algo, best["run_dir"], best["objective_value"])
             given = {o.split("=", 1)[0] for o in forwarded}  # the sweeper rewrites values (2e9 -> 2000000000.0): match keys
             chosen = [o for o in best["configuration"] if o.split("=", 1)[0] not in given]
-            rlhf_bench([f"hydra.sweep.dir={out / 'final' / algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *chosen, *forwarded])
+            rlhf_bench([f"hydra.sweep.dir={out / tunedir.FINAL / algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *chosen, *forwarded])
         if cfg.defaults:
-            rlhf_bench([f"hydra.sweep.dir={out / 'default' / algo}", f"algo={algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *forwarded])
+            rlhf_bench([f"hydra.sweep.dir={out / tunedir.DEFAULT / algo}", f"algo={algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *forwarded])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,11 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlhf-bench-tune: error: {e}", file=sys.stderr)
         return 1
     wall_s = time.time() - started
-    record = {"command": " ".join(["rlhf-bench-tune", *argv]), "tune": OmegaConf.to_container(OmegaConf.structured(cfg)), "wall_s": wall_s}
-    (out / PROTOCOL).write_text(json.dumps(record, indent=2))
+    tunedir.write_protocol(out, " ".join(["rlhf-bench-tune", *argv]), cfg, wall_s)
     log.info("protocol done in %.0f s: %s", wall_s, out)
-    from bench.results.cli import main as results
-
     return results([str(out), "--out", str(out / "results")])
 
 

@@ -1,4 +1,4 @@
-"""The GPU checks: run wherever a GPU is lent, and put the figures in the README with the GPU's name.
+"""The GPU checks: run wherever a GPU is lent, and put the figures in docs/real-settings.md ("The GPU checks") with the GPU's name.
 
     python scripts/gpu_check.py [--out gpu_check.json] [--peak-tflops 989]
 

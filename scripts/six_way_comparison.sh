@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The published six-way comparison (README "Results: six algorithms"): PPO, GRPO, DPO, RLOO, REINFORCE++ and
+# The published six-way comparison (docs/results.md, "Six algorithms"): PPO, GRPO, DPO, RLOO, REINFORCE++ and
 # best-of-N at their default settings, small preset, 2e12 FLOPs per run, trainer seed 1 × stage seeds 0, 1, 2
 # on both built-in tasks, then the tables and plots into results/six.
 #   bash scripts/six_way_comparison.sh [sweep root, default multirun/six] [arithmetic tune dir, default multirun/tune/arithmetic]

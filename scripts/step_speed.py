@@ -61,7 +61,7 @@ from transformers import DynamicCache
 from bench.app import CONF_DIR
 from bench.config import to_object
 from bench.rollout import Batch, cache_argument, encode_prompts, sample, token_logprobs
-from bench.runner import build
+from bench.runner.build import build
 
 
 def built_run(algo: str, cache_dir: str):

@@ -16,7 +16,7 @@ from bench.app import CONF_DIR
 from bench.config import to_object
 from bench.evaluator import Evaluator
 from bench.models import ScalarHeadModel, build_tokenizer, load_policy
-from bench.runner import pick_device
+from bench.runner.build import pick_device
 from bench.stages import prepare_stages
 from bench.tasks import TASKS, build_task, prompt_splits
 

@@ -24,7 +24,7 @@ from bench.app import CONF_DIR
 from bench.config import to_object
 from bench.models import ScalarHeadModel, build_tokenizer, load_policy
 from bench.rollout import last_token_scores, reward_scores, sample
-from bench.runner import pick_device
+from bench.runner.build import pick_device
 from bench.stages import prepare_stages
 from bench.tasks import build_task, prompt_splits
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The published tuned comparison (README "Results: the tuned comparison"): rlhf-bench-tune on both built-in
+# The published tuned comparison (the README's headline, docs/results.md): rlhf-bench-tune on both built-in
 # tasks, small preset, default budget; per algorithm 4 Optuna trials on stage seed 3 / seed 0, then the
 # best configuration and the default settings on trainer seed 1 × stage seeds 0, 1, 2 (30 runs a task).
 #   bash scripts/tuned_comparison.sh [tune root, default multirun/tune]

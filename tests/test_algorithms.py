@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from bench import rundir
 from bench.config import ConfigError, to_object
 from bench.optim import adamw
-from bench.runner import preflight
+from bench.runner.build import preflight
 from tests.conftest import TINY_ARITHMETIC, compose_config
 
 

@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 from bench.algos import ALGOS
 from bench.algos.best_of_n import resolve_prompts_per_step
 from bench.config import to_object
-from bench.runner import preflight, run
+from bench.runner import run
+from bench.runner.build import preflight
 from tests.conftest import compose_config
 from tests.test_hub_tasks import local_hub  # noqa: F401  (the tiny policy, judge and data sets)
 

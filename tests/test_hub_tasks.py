@@ -11,7 +11,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassifi
 
 from bench.config import ConfigError, ModelConfig, to_object
 from bench.models import build_tokenizer
-from bench.runner import preflight, run
+from bench.runner import run
+from bench.runner.build import preflight
 from bench.tasks import build_task, prompt_splits
 from tests.conftest import compose_config
 

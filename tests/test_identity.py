@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from bench import rundir
-from bench.runner import RunDirTaken
+from bench.runner.reuse import RunDirTaken
 from tests.conftest import TINY, tiny_config
 
 

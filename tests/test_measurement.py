@@ -14,7 +14,8 @@ from bench.config import ConfigError, EvalConfig, ModelConfig, to_object
 from bench.evaluator import Evaluator
 from bench.models import ScalarHeadModel, build_policy, build_tokenizer, with_gradient_checkpointing
 from bench.rollout import last_token_scores, make_batch, reward_scores, sample
-from bench.runner import at_budget, preflight
+from bench.rundir import at_budget
+from bench.runner.build import preflight
 from bench.tasks.sentiment import Sentiment, SentimentConfig
 from tests.conftest import compose_config
 

@@ -7,11 +7,11 @@ import math
 import datasets
 import pytest
 
-from bench.models import build_policy, build_tokenizer
-from bench.runner import objective
-from tests.conftest import TINY_ARITHMETIC
 from bench.config import ModelConfig
+from bench.models import build_policy, build_tokenizer
+from bench.rundir import objective
 from bench.tasks.arithmetic import Arithmetic, ArithmeticConfig
+from tests.conftest import TINY_ARITHMETIC
 
 SUMMARY_KEYS = {"schema", "status", "algo", "task", "model", "seed", "versions", "git_commit", "stages", "sft", "final", "memory", "perf", "wall_s"}
 EVAL_KEYS = {"eval/gold_reward", "eval/proxy_reward", "eval/kl_to_ref", "eval/win_rate_vs_sft", "eval/length"}

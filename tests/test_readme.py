@@ -1,4 +1,4 @@
-"""The README's command lines that train give every algorithm they run at least one step at their stated budget.
+"""The command lines of the README and docs/ that train give every algorithm they run at least one step at their stated budget.
 
 Checked against an upper bound on what one step costs, in the meter's own FLOPs per token (bench/meter.py: 2·N
 for the weights plus 4·layers·width·length for attention, a backward pass twice a forward): at most
@@ -25,9 +25,10 @@ PASSES = 20
 
 
 def _training_commands() -> list[str]:
-    """Every `rlhf-bench ...` line of the README's bash blocks that runs the preset models here (no hub, GPU or
-    cluster settings), comments and placeholders left out."""
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    """Every `rlhf-bench ...` line of the bash blocks of the README and docs/*.md that runs the preset models here (no
+    hub, GPU or cluster settings), comments and placeholders left out."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    blocks = [block for page in pages for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S)]
     lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
     app = [line for line in lines if line == "rlhf-bench" or line.startswith("rlhf-bench ")]
     skip = ("--help", "--cfg", "model=hub", "<", "qwen05b", "smollm2", "launcher=slurm")

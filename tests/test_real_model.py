@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from bench.config import ConfigError, to_object
 from bench.models import build_tokenizer, hub_source
-from bench.runner import preflight, run
+from bench.runner import run
+from bench.runner.build import preflight
 from bench.tasks import build_task
 from tests.conftest import compose_config
 

@@ -125,22 +125,22 @@ def test_a_corrupt_or_planted_checkpoint_is_moved_aside_and_the_run_starts_over(
 def test_a_run_stopped_after_a_checkpoint_resumes_to_the_uninterrupted_one(run_tiny, monkeypatch, algo):
     """In process (the SIGKILL test above covers the process side): the run dies right after its first checkpoint,
     leaving it and no summary; started again, it continues from there to the very rows of a run never stopped."""
-    from bench import runner
+    from bench.runner import loop
 
     overrides = (f"algo={algo}", "budget.amount=3e10", "checkpoint_every=0.3", "algo.prompts_per_step=128" if algo == "best_of_n" else "seed=0")
     _, whole = run_tiny(*overrides, name="whole")
-    save = runner.save_checkpoint
+    save = loop.save_checkpoint
 
     def save_then_die(*args):
         save(*args)
         raise SystemExit("killed")
 
-    monkeypatch.setattr(runner, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(SystemExit):
         run_tiny(*overrides, name="stopped")
     stopped = whole.parent / "stopped"
     (stopped / "summary.json").unlink()  # a killed run writes none
-    monkeypatch.setattr(runner, "save_checkpoint", save)
+    monkeypatch.setattr(loop, "save_checkpoint", save)
     resumed, _ = run_tiny(*overrides, name="stopped")
     assert resumed["status"] == "finished" and resumed["resumed_at_iteration"] > 0
     assert _rows(stopped) == _rows(whole)
@@ -236,7 +236,7 @@ def test_a_sweep_with_a_failed_run_finishes_the_others_then_exits_non_zero_namin
 def test_a_budget_that_buys_no_step_is_refused_with_the_cost_of_one_and_the_smallest_budget(run_tiny):
     """At 1e8 FLOPs DPO's reference log-probs of its 256 pairs alone overrun the budget: the run would report the SFT
     model's numbers as DPO's. Refused with what one step costs; at the budget it names, the run takes its step."""
-    from bench.runner import BudgetBuysNoStep
+    from bench.runner.loop import BudgetBuysNoStep
 
     with pytest.raises(BudgetBuysNoStep) as refused:
         run_tiny("algo=dpo", "budget.amount=1e8", name="small")

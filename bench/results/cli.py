@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bench.results.load import load_runs, load_summaries, load_wandb
 from bench.results.report import write_results, write_search, write_tuning
-from bench.results.tuning import describe_best, is_search_dir, is_tune_dir, paper_tuned
+from bench.results.tuning import describe_best, paper_tuned
+from bench.tunedir import DEFAULT, FINAL, is_search_dir, is_tune_dir
 
 log = logging.getLogger("rlhf-bench-results")
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         runs, curves = load_wandb(args.wandb, sweep=args.sweep)
     else:
         # a tune directory: the tables of its final and default runs (the search trials are not results)
-        paths = [str(Path(tuning[0]) / part) for part in ("final", "default")] if tuning else args.paths
+        paths = [str(Path(tuning[0]) / part) for part in (FINAL, DEFAULT)] if tuning else args.paths
         runs, curves = load_summaries(paths), load_runs(paths)
     if runs.summaries.empty:
         log.error("no runs found in %s", " ".join(args.paths) or args.wandb)

@@ -3,7 +3,6 @@ what was read, at which commit, and what the intervals cover."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +22,7 @@ from bench.results.tables import (
     summary_table,
 )  # fmt: skip
 from bench.results.tuning import describe_best, paper_tuned, rankings, trials_table, tuned_table, tuning_compute_table
-from bench.tune import PROTOCOL
+from bench.tunedir import read_protocol
 
 
 def _write_table(df: pd.DataFrame, out: Path, name: str) -> None:
@@ -165,8 +164,7 @@ def write_tuning(tune_dir: str | Path, out: Path) -> dict[str, pd.DataFrame]:
     tables = {"tuned": tuned_table(tune_dir), "tuning_compute": tuning_compute_table(tune_dir)}
     for name, df in tables.items():
         _write_table(df, out, name)
-    protocol = Path(tune_dir) / PROTOCOL
-    record = json.loads(protocol.read_text()) if protocol.exists() else None
+    record = read_protocol(tune_dir)
     compute = tables["tuning_compute"]
     lines = [
         "## Tuned against default settings (test prompts)",

@@ -1,13 +1,8 @@
 """The equal-effort tuning protocol's results: the best configuration of each search, the tuned
 table and the tuning compute.
 
-A tune directory (written by `rlhf-bench-tune`, or by hand with the same layout) holds
-
-    search/<algo>/   one Optuna sweep per algorithm (`rlhf-bench -m +tune=<algo>`): the trials
-    final/<algo>/    the best trial's configuration on fresh trainer seeds and the stage seeds
-    default/<algo>/  the default settings on the same seeds
-
-A trial's configuration is its Hydra overrides (`.hydra/overrides.yaml` of its run directory);
+A tune directory's layout is bench/tunedir.py's (written by `rlhf-bench-tune`, or by hand with the same
+layout). A trial's configuration is its Hydra overrides (`.hydra/overrides.yaml` of its run directory);
 the best trial is the finished one with the highest validation score at the budget (the
 objective the app returned, `summary.objective`). Test scores (`eval/*`) of the search
 trials are never read: what is reported comes from `final/` and `default/` only.
@@ -24,20 +19,7 @@ from omegaconf import OmegaConf
 from bench.results.load import load_summaries
 from bench.results.stats import coverage, group_interval
 from bench.results.tables import _cell, _finished
-from bench.tune import TuneConfig
-
-PARTS = ("search", "final", "default")
-NOT_A_SETTING = ("seed", "stage_seed", "+tune", "hydra.")
-"""Override keys that are not part of a configuration: the seeds (the finals set their own), the search."""
-
-
-def is_tune_dir(path: str | Path) -> bool:
-    return (Path(path) / "search").is_dir()
-
-
-def is_search_dir(path: str | Path) -> bool:
-    """An Optuna sweep (`rlhf-bench -m +tune=<algo>`): Hydra's Optuna sweeper leaves this file in it."""
-    return (Path(path) / "optimization_results.yaml").exists()
+from bench.tunedir import DEFAULT, FINAL, TuneConfig, configuration, overrides, searches
 
 
 def describe_best(search_dir: str | Path) -> str:
@@ -47,23 +29,11 @@ def describe_best(search_dir: str | Path) -> str:
     if best is None:
         return f"{search_dir}: no trial finished"
     fresh = TuneConfig()  # rlhf-bench-tune's final seeds
-    seeds = ",".join(str(s) for s in range(1, fresh.seeds + 1))
     return (
         f"{search_dir}: best of {len(trials)} trials, {best['objective']} {best['objective_value']:.4f} ({best['run_dir']}); "
-        f"run it on fresh seeds with: rlhf-bench -m {' '.join(best['configuration'])} seed={seeds} "
+        f"run it on fresh seeds with: rlhf-bench -m {' '.join(best['configuration'])} seed={fresh.final_seeds} "
         f"stage_seed={','.join(map(str, fresh.stage_seeds))}"
     )
-
-
-def overrides(run_dir: str | Path) -> list[str]:
-    """The Hydra overrides a run was launched with; [] for a run without them."""
-    path = Path(run_dir) / ".hydra" / "overrides.yaml"
-    return list(OmegaConf.load(path)) if path.exists() else []
-
-
-def configuration(run_overrides: list[str]) -> list[str]:
-    """The overrides that make a trial's configuration: its seeds and the search itself left out."""
-    return [o for o in run_overrides if not o.split("=", 1)[0].startswith(NOT_A_SETTING)]
 
 
 def objective_value(run: pd.Series) -> float:
@@ -126,7 +96,7 @@ def tuned_table(tune_dir: str | Path) -> pd.DataFrame:
     them all, diverged and failed included)."""
     tune_dir = Path(tune_dir)
     rows = []
-    for search_dir in sorted(p for p in (tune_dir / "search").glob("*") if p.is_dir()):
+    for search_dir in searches(tune_dir):
         trials = load_trials(search_dir)
         if trials.empty:
             continue
@@ -135,7 +105,7 @@ def tuned_table(tune_dir: str | Path) -> pd.DataFrame:
         task, algo, objective = trials["task"].iloc[0], trials["algo"].iloc[0], trials["objective"].iloc[0]
         metric = _test_metric(objective)
         for setting in ("tuned", "default"):
-            where = tune_dir / ("final" if setting == "tuned" else setting) / search_dir.name
+            where = tune_dir / (FINAL if setting == "tuned" else DEFAULT) / search_dir.name
             runs = load_summaries([str(where)]).summaries if where.exists() else pd.DataFrame()
             if setting == "tuned":
                 # only the best configuration's runs: a directory may also hold an earlier protocol's pick
@@ -172,7 +142,7 @@ def tuning_compute_table(tune_dir: str | Path) -> pd.DataFrame:
     the same for every algorithm by construction; `flops spent` adds each finished trial's overshoot of its
     last step (a trial that did not finish spent less and is counted as `not finished`)."""
     rows = []
-    for search_dir in sorted(p for p in (Path(tune_dir) / "search").glob("*") if p.is_dir()):
+    for search_dir in searches(tune_dir):
         trials = load_trials(search_dir)
         if trials.empty:
             continue
