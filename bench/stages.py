@@ -21,7 +21,7 @@ from tqdm.auto import trange
 from transformers import get_cosine_schedule_with_warmup
 
 from bench.cache import StageCache
-from bench.config import BudgetConfig, Config, ConfigError, PreferenceConfig
+from bench.config import BudgetConfig, Config, ConfigError, EvalConfig, PreferenceConfig
 from bench.losses import masked_mean
 from bench.meter import Meter
 from bench.models import ScalarHeadModel, build_policy, load_policy, with_gradient_checkpointing
@@ -50,22 +50,32 @@ def _meter() -> Meter:
 
 
 def _sft(out: Path, cfg: Config, task: Task, tokenizer, prompts: list[str], device: torch.device) -> dict:
+    """Demonstrations, loss on the completion tokens only: `sft.steps` steps, or, where the task sets
+    `task.sft_target`, until the held-out quality reaches it (the last `sft.heldout_prompts` train prompts,
+    never trained on), measured every `sft.check_every` steps, at most `sft.max_steps`."""
     torch.manual_seed(cfg.stage_seed)
     policy = build_policy(cfg.model, tokenizer).to(device)
     if cfg.sft.steps == 0:  # the pretrained model is π_sft
         policy.save_pretrained(out)
         tokenizer.save_pretrained(out)
         return {"flops": 0.0, "skipped": "sft.steps=0: the pretrained model"}
+    target = cfg.task.sft_target
+    heldout = prompts[len(prompts) - cfg.sft.heldout_prompts :] if target is not None else []
+    if target is not None and len(heldout) >= len(prompts):
+        raise ConfigError(f"sft.heldout_prompts={cfg.sft.heldout_prompts} leaves none of the {len(prompts)} train prompts to train on; raise task.n_train")
+    prompts = prompts[: len(prompts) - len(heldout)]
+    steps = cfg.sft.steps if target is None else cfg.sft.max_steps
     with_gradient_checkpointing(policy, cfg.model.gradient_checkpointing)
     meter = _meter()
     meter.watch(policy, "policy")
     rng = random.Random(f"sft-{cfg.stage_seed}")
     demos = [task.demonstration(p, rng) for p in prompts]
     optimizer = adamw(policy, cfg.sft.lr)
-    schedule = get_cosine_schedule_with_warmup(optimizer, cfg.sft.steps // 10, cfg.sft.steps)
+    schedule = get_cosine_schedule_with_warmup(optimizer, steps // 10, steps)
     order = torch.Generator().manual_seed(cfg.stage_seed)
+    curve: list[list[float]] = []  # [step, held-out quality]
     policy.train()
-    for _ in (bar := trange(cfg.sft.steps, desc="SFT", leave=False, disable=None)):
+    for step in (bar := trange(1, steps + 1, desc="SFT", leave=False, disable=None)):
         idx = torch.randint(len(prompts), (cfg.sft.batch_size,), generator=order).tolist()
         batch = make_batch(tokenizer, [prompts[i] for i in idx], [demos[i] for i in idx], device)
         loss = -masked_mean(token_logprobs(policy, batch), batch.completion_mask)  # completion tokens only
@@ -73,9 +83,36 @@ def _sft(out: Path, cfg: Config, task: Task, tokenizer, prompts: list[str], devi
         clip_and_step(policy, optimizer, 1.0)
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        if target is not None and step % cfg.sft.check_every == 0:
+            with meter.paused():
+                curve.append([step, heldout_quality(policy, tokenizer, task, heldout, cfg.eval)])
+            if curve[-1][1] >= target:
+                break
     policy.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return {"flops": meter.flops, "final_loss": loss.item()}
+    info = {"flops": meter.flops, "final_loss": loss.item(), "steps": step}
+    if target is not None:
+        quality = curve[-1][1] if curve else float("nan")
+        if not quality >= target:
+            log.warning("SFT did not reach task.sft_target=%g in sft.max_steps=%d steps (held-out quality %.3f): raise sft.max_steps", target, steps, quality)
+        info |= {"target": target, "heldout_quality": quality, "reached": quality >= target, "quality_curve": curve}
+    return info
+
+
+@torch.no_grad()
+def heldout_quality(policy, tokenizer, task: Task, prompts: list[str], cfg: EvalConfig) -> float:
+    """The SFT criterion's measure: accuracy where the task has a checker, else mean gold reward, of samples at
+    the evaluator's temperature, on a fixed stream that leaves the training stream untouched."""
+    policy.eval()
+    devices = [torch.device("cuda")] if next(policy.parameters()).device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(cfg.seed)
+        batches = [sample(policy, tokenizer, prompts[i : i + cfg.batch_size], task.cfg.max_new_tokens, cfg.temperature)
+                   for i in range(0, len(prompts), cfg.batch_size)]  # fmt: skip
+    policy.train()
+    pairs = [(p, c) for b in batches for p, c in zip(b.prompts, b.completions)]
+    scores = [float(task.correct(p, c)) if task.has_checker else task.gold_reward(p, c) for p, c in pairs]
+    return sum(scores) / len(scores)
 
 
 def _preferences(out: Path, cfg: Config, task: Task, tokenizer, sft: Path, prompts: list[str], device) -> dict:
@@ -209,17 +246,25 @@ def sft_spec(cfg: Config, train_prompts: list[str]) -> dict:
     settings but its held-out sizes, the model, the stage seed, SFT's settings, and the train prompts themselves,
     by digest: how they are drawn is code (a generated task's train prompts skip the validation prompts, so they
     change with `task.n_val`), and a key of the config alone would hand one cache entry to two prompt sets."""
-    task_spec = {k: v for k, v in asdict(cfg.task).items() if k not in ("n_eval", "n_val")}
+    task_spec = {k: v for k, v in asdict(cfg.task).items() if k not in ("n_eval", "n_val") and not (k == "sft_target" and v is None)}
     model_spec = {k: v for k, v in asdict(cfg.model).items() if k != "gradient_checkpointing"}  # changes no weight
     prompts = hashlib.sha256("\n".join(train_prompts).encode()).hexdigest()[:16]
-    return {"version": CACHE_VERSION, "task": task_spec, "model": model_spec, "stage_seed": cfg.stage_seed, "sft": asdict(cfg.sft),
-            "train_prompts": prompts}  # fmt: skip
+    criterion = ("check_every", "heldout_prompts", "max_steps")  # what training to a target adds; without one, unread
+    sft = {k: v for k, v in asdict(cfg.sft).items() if cfg.task.sft_target is not None or k not in criterion}
+    held_out = {"eval": {k: getattr(cfg.eval, k) for k in ("temperature", "batch_size", "seed")}} if cfg.task.sft_target is not None else {}
+    return {"version": CACHE_VERSION, "task": task_spec, "model": model_spec, "stage_seed": cfg.stage_seed, "sft": sft,
+            "train_prompts": prompts} | held_out  # fmt: skip
+
+
+def prepare_sft(cfg: Config, task: Task, tokenizer, train_prompts: list[str], device: torch.device) -> tuple[Path, dict]:
+    """The SFT stage alone, from the cache or built: its directory and manifest."""
+    return StageCache(cfg.cache_dir).get_or_build("sft", sft_spec(cfg, train_prompts), lambda out: _sft(out, cfg, task, tokenizer, train_prompts, device))
 
 
 def prepare_stages(cfg: Config, task: Task, tokenizer, train_prompts: list[str], device: torch.device) -> Stages:
     """Read the three stages from the cache, building the missing ones."""
     cache = StageCache(cfg.cache_dir)
-    sft, sft_m = cache.get_or_build("sft", sft_spec(cfg, train_prompts), lambda out: _sft(out, cfg, task, tokenizer, train_prompts, device))
+    sft, sft_m = prepare_sft(cfg, task, tokenizer, train_prompts, device)
     pref_spec = {"version": CACHE_VERSION, "sft": sft_m["key"], "prefs": asdict(cfg.prefs)}
     prefs, prefs_m = cache.get_or_build(
         "preferences", pref_spec, lambda out: _preferences(out, cfg, task, tokenizer, sft, train_prompts, device)

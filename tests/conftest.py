@@ -18,6 +18,7 @@ TINY = [
     "task.n_eval=64",
     "task.n_val=32",
     "sft.steps=150",
+    "task.sft_target=null",  # the tasks' targets are the small preset's: the tiny model trains a fixed 150 steps
     "prefs.n_pairs=256",
     "budget.amount=2e10",
     "logger.wandb_mode=disabled",
