@@ -167,7 +167,8 @@ def test_paired_test_over_shared_stage_seeds(tmp_path):
     """dpo and ppo share stage seeds 0, 1, 2 (2 trainer seeds each). Stage means: dpo 0.1, 0.35, 0.5; ppo 0.2, 0.5, 0.6.
     d = dpo - ppo = [-0.1, -0.15, -0.1]: mean -0.116667, sd = √((0.016667² + 0.033333² + 0.016667²) / 2) = 0.028868,
     se = sd / √3 = 0.016667, t = -7.0, CI = 4.302653 · 0.016667 = 0.071711,
-    p = 2·P(T₂ > 7) = 1 - 7 / √(7² + 2) = 0.019804 < 0.05: ppo wins at n = 3.
+    p = 2·P(T₂ > 7) = 1 - 7 / √(7² + 2) = 0.019804 < 0.05: ppo would win alone, but it is the smallest of the
+    table's 3 p-values, so Holm makes it 3 · 0.019804 = 0.059412 and there is no winner at n = 3.
     grpo (stage seed 0 only, gold 0.1, 0.2, 0.3) against either: Welch's t, stage-seed means vs runs, n = 3, 3."""
     _write_stage_sweep(tmp_path, "ppo", PPO_3X2)
     _write_stage_sweep(tmp_path, "dpo", DPO_3X2)
@@ -179,7 +180,8 @@ def test_paired_test_over_shared_stage_seeds(tmp_path):
     assert pair["diff"] == pytest.approx(-0.116667, rel=1e-5)
     assert pair["ci95"] == pytest.approx(T975_DF2 * 0.028868 / math.sqrt(3), rel=1e-4)
     assert pair["p_value"] == pytest.approx(1 - 7 / math.sqrt(51), rel=1e-4)
-    assert pair["winner"] == "ppo"
+    assert pair["p_holm"] == pytest.approx(3 * (1 - 7 / math.sqrt(51)), rel=1e-4) and pair["family"] == 3
+    assert pair["winner"] == "no significant difference at n = 3"
     mixed = table.loc[("dpo", "grpo")]
     assert (mixed["test"], mixed["n"]) == ("Welch t (stage-seed means vs runs)", "3, 3")
     assert mixed["diff"] == pytest.approx(0.316667 - 0.2, rel=1e-5)

@@ -53,6 +53,7 @@ def _flatten_summary(summary: dict) -> dict:
     for section in ("final", "memory"):
         row |= summary.get(section, {})
     row |= {f"sft/{k}": v for k, v in summary.get("sft", {}).items()}
+    row |= {f"stages/sft/{k}": v for k, v in summary.get("stages", {}).get("sft", {}).items() if k in ("steps", "heldout_quality", "target")}
     row["budget"] = summary.get("budget")
     row["git_commit"] = summary.get("git_commit")
     row["versions"] = summary.get("versions", {})

@@ -101,3 +101,40 @@ def plot_task(task: str, curves: pd.DataFrame, out: Path) -> list[Path]:
         written.append(path)
     plt.close(fig)
     return written
+
+
+def plot_profile(profile: pd.DataFrame, out: Path) -> list[Path]:
+    """The performance profile (Agarwal et al. 2021, fig. 3): per group, the fraction of its stage-seed means,
+    over all tasks, whose normalised score exceeds τ (0 = the SFT model, 1 = the best achievable)."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for algo, rows in profile.groupby("algo", sort=True):
+        ax.plot(rows["tau"], rows["fraction"], label=algo, color=COLORS.get(str(algo).split(" ")[0]))
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1, label="SFT model")
+    ax.set(xlabel="normalised score τ", ylabel="fraction of stage seeds with score > τ", title="performance profile, all tasks")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written = []
+    for ext in ("png", "pdf"):
+        written.append(out / f"profile.{ext}")
+        fig.savefig(written[-1], dpi=150)
+    plt.close(fig)
+    return written
+
+
+def plot_best_so_far(table: pd.DataFrame, out: Path) -> list[Path]:
+    """The tuning searches' best validation score so far against the trial, a line per task × algorithm."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for (task, algo), rows in table.groupby(["task", "algo"], sort=True):
+        ax.plot(rows["trial"], rows["best so far"], marker="o", label=f"{algo} ({task})", color=COLORS.get(algo))
+    ax.set(xlabel="trial", ylabel="best validation score so far", title="tuning: best so far against trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written = []
+    for ext in ("png", "pdf"):
+        written.append(out / f"best_so_far.{ext}")
+        fig.savefig(written[-1], dpi=150)
+    plt.close(fig)
+    return written

@@ -3,12 +3,14 @@ what was read, at which commit, and what the intervals cover."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 
+from bench.results import aggregate
 from bench.results.load import Runs
-from bench.results.plots import plot_task
+from bench.results.plots import plot_best_so_far, plot_profile, plot_task
 from bench.results.stats import PAIRED
 from bench.results.tables import (
     _cell,
@@ -19,9 +21,19 @@ from bench.results.tables import (
     pairwise_table,
     paper_table,
     ranking_table,
+    sft_spread,
+    sft_table,
     summary_table,
 )  # fmt: skip
-from bench.results.tuning import describe_best, paper_tuned, rankings, trials_table, tuned_table, tuning_compute_table
+from bench.results.tuning import (
+    best_so_far_table,
+    describe_best,
+    paper_tuned,
+    rankings,
+    trials_table,
+    tuned_table,
+    tuning_compute_table,
+)  # fmt: skip
 from bench.tunedir import read_protocol
 
 
@@ -65,7 +77,59 @@ def describe_intervals(summary: pd.DataFrame, pairwise: pd.DataFrame) -> str:
             f"Pairwise, {_count(n_welch, 'pair')}: Welch's t-test, over stage-seed means for a group spanning "
             "several stage seeds and over runs for a group with one (column `test`)."
         )
+    if len(pairwise):
+        words.append(
+            f"A winner is named where the Holm-adjusted p (`p_holm`, over the table's {_count(int(pairwise['family'].iloc[0]), 'test')}) "
+            "is below 0.05."
+        )
     return " ".join(words)
+
+
+def detectable(pairwise: pd.DataFrame) -> list[str]:
+    """Per task, the smallest true difference its tests detect with 80 % power at α = 0.05: the range of `mdd`
+    over its pairs, at the n they have."""
+    lines = []
+    for task, of_task in pairwise.dropna(subset=["mdd"]).groupby("task", sort=True):
+        low, high, ns = of_task["mdd"].min(), of_task["mdd"].max(), ", ".join(sorted(of_task["n"].unique()))
+        span = f"{low:.3f}" if math.isclose(low, high, rel_tol=0.005) else f"{low:.3f} to {high:.3f}"
+        lines.append(f"{task}: at n = {ns}, a true difference in {of_task['metric'].iloc[0]} is detected with 80 % power (α = 0.05) from {span}.")
+    return lines
+
+
+def _sft_section(sft: pd.DataFrame) -> list[str]:
+    """The SFT models per task × stage seed and the spread of their test score, where the summaries hold it."""
+    if sft.empty or sft[["test gold_reward", "test accuracy"]].isna().all().all():
+        return []
+    shown = sft.astype(object).where(sft.notna(), "")
+    return ["## The SFT models (one per task × stage seed, shared by every algorithm)", "",
+            shown.to_markdown(index=False, floatfmt=".4g"), "", *[f"- {line}" for line in sft_spread(sft)], ""]  # fmt: skip
+
+
+def _aggregate_section(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Across tasks: what 0 and 1 mean per task, IQM and mean with their intervals, the probabilities of improvement."""
+    shown = tables["aggregate"][["algo", "tasks", "n per task"]].copy()
+    for what in ("IQM", "mean"):
+        shown[what] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in tables["aggregate"][[what, f"{what} low", f"{what} high"]].itertuples(index=False)]
+    improvement = tables["improvement"].copy()
+    improvement["P(X > Y)"] = [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in improvement[["P(X > Y)", "low", "high"]].itertuples(index=False)]
+    return [
+        "## Across tasks (normalised: 0 = the run's own SFT model, 1 = the task's best)",
+        "",
+        "Each run's final gold reward normalised by its stage seed's SFT model and the task's best achievable score; "
+        "the units are stage-seed means, and the 95 % intervals a stratified bootstrap (stage seeds resampled within "
+        f"each task, {aggregate.REPS} resamples, percentile; bench/results/aggregate.py). IQM: the mean of the middle 50 %.",
+        "",
+        tables["task_scale"].to_markdown(index=False, floatfmt=".4g"),
+        "",
+        shown.to_markdown(index=False),
+        "",
+        "Probability of improvement, P(X > Y): the chance that a stage seed of X beats one of Y on a task, averaged over tasks.",
+        "",
+        improvement[["x", "y", "P(X > Y)"]].to_markdown(index=False),
+        "",
+        "![performance profile](profile.png)",
+        "",
+    ]
 
 
 def _ranking_markdown(ranking: pd.DataFrame) -> str:
@@ -99,11 +163,18 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "memory": memory_table(table),
         "pairwise": pairwise_table(table),
         "ranking": ranking_table(table, curves),
+        "sft": sft_table(table),
     }
     tables["paper"] = paper_table(tables["summary"])
+    across = aggregate.spans_tasks(table)
+    if across:
+        tables |= {"aggregate": aggregate.aggregate_table(table), "improvement": aggregate.improvement_table(table),
+                   "task_scale": aggregate.task_scale(table)}  # fmt: skip
     for name, df in tables.items():
         _write_table(df, out, name)
     plots = [p for task in sorted(_finished(table)["task"].unique()) for p in plot_task(task, curves, out)]
+    if across:
+        plots += plot_profile(aggregate.performance_profile(table), out)
     statuses = table["status"].value_counts().to_dict() if not table.empty else {}
     not_finished = table[table["status"] != "finished"]
     lines = [
@@ -123,6 +194,8 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "",
         "Every figure, unrounded, with the diverged and failed counts: `summary.csv`.",
         "",
+        *(_aggregate_section(tables) if across else []),
+        *_sft_section(tables["sft"]),
         "## Gold reward at equal compute",
         "",
         tables["compute_matched"].to_markdown(index=False, floatfmt=".4g"),
@@ -145,6 +218,8 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "",
         tables["pairwise"].to_markdown(index=False, floatfmt=".4g"),
         "",
+        *[f"- {line}" for line in detectable(tables["pairwise"])],
+        "",
         "## Plots",
         "",
         *[f"![{p.stem}]({p.name})" for p in plots if p.suffix == ".png"],
@@ -161,9 +236,11 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
 def write_tuning(tune_dir: str | Path, out: Path) -> dict[str, pd.DataFrame]:
     """The tuned table and the tuning compute of a tune directory, written beside the other tables and
     put first in the README."""
-    tables = {"tuned": tuned_table(tune_dir), "tuning_compute": tuning_compute_table(tune_dir)}
+    tables = {"tuned": tuned_table(tune_dir), "tuning_compute": tuning_compute_table(tune_dir), "best_so_far": best_so_far_table(tune_dir)}
     for name, df in tables.items():
         _write_table(df, out, name)
+    if not tables["best_so_far"].empty:
+        plot_best_so_far(tables["best_so_far"], out)
     record = read_protocol(tune_dir)
     compute = tables["tuning_compute"]
     lines = [
@@ -182,6 +259,7 @@ def write_tuning(tune_dir: str | Path, out: Path) -> dict[str, pd.DataFrame]:
         "",
         compute.to_markdown(index=False, floatfmt=".4g") if not compute.empty else "(no search)",
         "",
+        *_levelled(tables["best_so_far"]),
     ]
     if record:
         lines += [f"Protocol: `{record['command']}`, {record['wall_s'] / 60:.1f} min wall on the machine it ran on.", ""]
@@ -189,6 +267,17 @@ def write_tuning(tune_dir: str | Path, out: Path) -> dict[str, pd.DataFrame]:
     head, _, rest = readme.read_text().partition("\n## ")
     readme.write_text(head + "\n" + "\n".join(lines) + "\n## " + rest)
     return tables
+
+
+def _levelled(best_so_far: pd.DataFrame) -> list[str]:
+    """The best-so-far plot and, per search, whether it levelled off (its best before the last third of its trials)."""
+    if best_so_far.empty:
+        return []
+    lines = ["Best validation score so far against trial (`best_so_far.csv`):", "", "![best so far](best_so_far.png)", ""]
+    for (task, algo), rows in best_so_far.groupby(["task", "algo"], sort=True):
+        done = "levelled off: its best came before the last third of its" if rows["levelled"].iloc[0] else "still rising: its best came in the last third of its"
+        lines.append(f"- {algo} on {task}: {done} {len(rows)} trials (best {rows['best so far'].iloc[-1]:.4f}).")
+    return lines + [""]
 
 
 def write_search(search_dir: str | Path, out: Path) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Statistics: 95 % intervals at the level runs are independent, paired and Welch tests, interpolation.
+"""Statistics: 95 % intervals at the level runs are independent, paired and Welch tests, their minimum
+detectable differences, Holm's correction over a table's tests, interpolation.
 
 The runs of one stage seed share its SFT model, preference pairs, reward model and prompt
 splits: for a group spanning ≥ 2 stage seeds the runs of each are averaged first and the
@@ -15,6 +16,8 @@ import pandas as pd
 from scipy import stats
 
 ALPHA = 0.05
+POWER = 0.8
+"""The power at which `minimum_detectable_difference` is stated (a two-sided test at `ALPHA`)."""
 
 PAIRED = "paired t (shared stage seeds)"
 
@@ -71,9 +74,40 @@ def no_spread(values: pd.Series) -> bool:
     return bool(values.std(ddof=1) <= 1e-9 * max(1.0, float(values.abs().max())))
 
 
+def minimum_detectable_difference(se: float, df: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true difference a two-sided t-test of standard error `se` and `df` degrees of freedom
+    detects with probability `power` at level `alpha`: (t_{1-α/2, df} + t_{power, df}) · se.
+
+    The usual closed form (it treats the noncentral t as a shifted central one): against statsmodels' exact
+    `TTestPower` for a paired test it is 5 % small at n = 3 pairs, 1 % at 5 and under 0.5 % from 8 on."""
+    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+def seeds_for(sd: float, difference: float, alpha: float = ALPHA, power: float = POWER) -> int:
+    """The fewest pairs n at which a paired test over differences of standard deviation `sd` detects
+    `difference` (`minimum_detectable_difference` with se = sd / √n, df = n - 1); at least `MIN_N`."""
+    n = MIN_N
+    while minimum_detectable_difference(sd / math.sqrt(n), n - 1, alpha, power) > difference:
+        n += 1
+    return n
+
+
 def no_verdict(n: str, diff: float, why: str) -> dict:
     """A test that was not run: no interval, no p, and the reason in the table (`reason`)."""
-    return {"n": n, "diff": diff, "ci95": math.nan, "p_value": math.nan, "reason": why}
+    return {"n": n, "diff": diff, "ci95": math.nan, "p_value": math.nan, "mdd": math.nan, "reason": why}
+
+
+def holm(p_values: pd.Series) -> pd.Series:
+    """Holm's step-down adjustment of the p-values of one family of tests (statsmodels' `multipletests`,
+    method "holm"): the k-th smallest of m is multiplied by m - k + 1, kept monotone and capped at 1. A test
+    that did not run (NaN) is not in the family and stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    ran = p_values.dropna()
+    adjusted = pd.Series(math.nan, index=p_values.index, dtype=float)
+    if len(ran):
+        adjusted[ran.index] = multipletests(ran.to_numpy(float), alpha=ALPHA, method="holm")[1]
+    return adjusted
 
 
 def welch(a: pd.Series, b: pd.Series) -> dict:
@@ -87,8 +121,9 @@ def welch(a: pd.Series, b: pd.Series) -> dict:
     if no_spread(a) and no_spread(b):
         return no_verdict(n, diff, "no verdict: zero variance")
     test = stats.ttest_ind(a, b, equal_var=False)
-    high = test.confidence_interval(1 - ALPHA).high
-    return {"n": n, "diff": diff, "ci95": float(high - diff), "p_value": float(test.pvalue), "reason": ""}
+    half = float(test.confidence_interval(1 - ALPHA).high - diff)
+    se = half / stats.t.ppf(1 - ALPHA / 2, test.df)
+    return {"n": n, "diff": diff, "ci95": half, "p_value": float(test.pvalue), "mdd": minimum_detectable_difference(se, test.df), "reason": ""}
 
 
 def paired(a: pd.Series, b: pd.Series) -> dict:
@@ -102,8 +137,9 @@ def paired(a: pd.Series, b: pd.Series) -> dict:
         return no_verdict(f"{k}", float(d.mean()), f"no verdict: n < {MIN_N}")
     if no_spread(d):
         return no_verdict(f"{k}", float(d.mean()), "no verdict: zero variance")
-    half = stats.t.ppf(1 - ALPHA / 2, k - 1) * d.std(ddof=1) / math.sqrt(k)
-    return {"n": f"{k}", "diff": float(d.mean()), "ci95": float(half), "p_value": float(stats.ttest_rel(a[shared], b[shared]).pvalue), "reason": ""}
+    se = d.std(ddof=1) / math.sqrt(k)
+    return {"n": f"{k}", "diff": float(d.mean()), "ci95": float(stats.t.ppf(1 - ALPHA / 2, k - 1) * se),
+            "p_value": float(stats.ttest_rel(a[shared], b[shared]).pvalue), "mdd": minimum_detectable_difference(se, k - 1), "reason": ""}  # fmt: skip
 
 
 def interpolate_at(curve: pd.DataFrame, x: str, y: str, at: float) -> float:

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from bench.results.groups import distinguishing_keys, groups, label
-from bench.results.stats import ALPHA, PAIRED, coverage, group_interval, interpolate_at, paired, stage_means, units, welch
+from bench.results.stats import ALPHA, PAIRED, coverage, group_interval, holm, interpolate_at, paired, stage_means, units, welch
 
 FINAL_METRICS = [
     "eval/gold_reward", "eval/proxy_reward", "eval/kl_to_ref", "eval/win_rate_vs_sft",
@@ -154,13 +154,15 @@ def memory_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.DataFrame:
-    """Each pair of groups per task: difference in final `metric`, its 95 % CI, the test's p, and a winner if p < 0.05.
+    """Each pair of groups per task: difference in final `metric`, its 95 % CI, the test's p, Holm's adjustment of
+    it over every test of the table (`p_holm`; `family`: how many), and a winner if p_holm < 0.05.
 
     Where both groups span ≥ 2 stage seeds and share ≥ 2 (a verdict needs 3), the test is paired over the shared
     stage seeds' means: per stage seed both groups start from the same SFT model and reward
     model, so the pairing removes that shared variance. Otherwise Welch's t compares each
-    group's independent values (`units`). `n` is what the test used. Below 3 values a side, or with no
-    spread at all, there is no p and the winner column says why (bench/results/stats.py `MIN_N`)."""
+    group's independent values (`units`). `n` is what the test used; `mdd` the smallest true difference that test
+    detects with 80 % power at α = 0.05 (before the correction: stats.py `minimum_detectable_difference`). Below 3
+    values a side, or with no spread at all, there is no p and the winner column says why (stats.py `MIN_N`)."""
     keys = distinguishing_keys(runs)
     rows = []
     for task, of_task in _finished(runs).groupby("task", sort=True):
@@ -172,16 +174,44 @@ def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.D
                 unit_a, unit_b = ("stage-seed means" if len(m) >= 2 else "runs" for m in (ma, mb))
                 name = f"Welch t ({unit_a})" if unit_a == unit_b else f"Welch t ({unit_a} vs {unit_b})"
                 test = welch(units(a, metric), units(b, metric))
-            la, lb = label(ha), label(hb)
-            reason = test.pop("reason")
-            if reason:
-                verdict = f"{reason} (n = {test['n']})"
-            elif test["p_value"] < ALPHA:
-                verdict = la if test["diff"] > 0 else lb
-            else:
-                verdict = f"no significant difference at n = {test['n']}"
-            rows.append({"task": task, "a": la, "b": lb, "metric": metric, "test": name, **test, "winner": verdict})
-    return pd.DataFrame(rows, columns=["task", "a", "b", "metric", "test", "n", "diff", "ci95", "p_value", "winner"])
+            rows.append({"task": task, "a": label(ha), "b": label(hb), "metric": metric, "test": name, **test})
+    columns = ["task", "a", "b", "metric", "test", "n", "diff", "ci95", "mdd", "p_value", "p_holm", "family", "winner"]
+    table = pd.DataFrame(rows, columns=[*columns[:-3], "reason"])
+    table["p_holm"] = holm(table["p_value"])
+    table["family"] = int(table["p_value"].notna().sum())
+    table["winner"] = [
+        f"{r.reason} (n = {r.n})" if r.reason
+        else (r.a if r.diff > 0 else r.b) if r.p_holm < ALPHA
+        else f"no significant difference at n = {r.n}"
+        for r in table.itertuples()
+    ]  # fmt: skip
+    return table[columns]
+
+
+def sft_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task × stage seed: the SFT model every algorithm of that stage seed starts from. Its steps and held-out
+    quality where it trained to `task.sft_target`, and its test scores (the runs' SFT baseline), with the spread
+    (max - min) over the stage seeds of each task."""
+    columns = ["task", "stage_seed", "sft steps", "target", "held-out quality", "test gold_reward", "test accuracy", "runs"]
+    rows = []
+    for (task, stage_seed), of_stage in _finished(runs).groupby(["task", "stage_seed"], sort=True):
+        first = of_stage.iloc[0]
+        rows.append({"task": task, "stage_seed": stage_seed, "sft steps": first.get("stages/sft/steps", math.nan),
+                     "target": first.get("stages/sft/target", math.nan), "held-out quality": first.get("stages/sft/heldout_quality", math.nan),
+                     "test gold_reward": first.get("sft/eval/gold_reward", math.nan), "test accuracy": first.get("sft/eval/accuracy", math.nan),
+                     "runs": len(of_stage)})  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def sft_spread(sft: pd.DataFrame) -> list[str]:
+    """Per task, the spread of its SFT models' test score over stage seeds (accuracy where there is one)."""
+    lines = []
+    for task, of_task in sft.groupby("task", sort=True):
+        metric = "test accuracy" if of_task["test accuracy"].notna().any() else "test gold_reward"
+        values = of_task[metric].astype(float)
+        lines.append(f"{task}: SFT {metric.removeprefix('test ')} {', '.join(f'{v:.3f}' for v in values)} on stage seeds "
+                     f"{', '.join(map(str, of_task['stage_seed']))}: spread {values.max() - values.min():.3f}.")  # fmt: skip
+    return lines
 
 
 RANK_AXES = {"flops": "compute/flops", "seconds": "compute/seconds"}

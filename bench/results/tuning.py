@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from bench.results.load import load_summaries
 from bench.results.stats import coverage, group_interval
 from bench.results.tables import _cell, _finished
-from bench.tunedir import DEFAULT, FINAL, TuneConfig, configuration, overrides, searches
+from bench.tunedir import DEFAULT, FINAL, TuneConfig, configuration, overrides, searches, trial_number
 
 
 def describe_best(search_dir: str | Path) -> str:
@@ -170,6 +170,24 @@ def trials_table(search_dir: str | Path) -> pd.DataFrame:
         for _, t in trials.iterrows()
     ]  # fmt: skip
     return pd.DataFrame(rows).sort_values(trials["objective"].iloc[0], ascending=False, na_position="last")
+
+
+def best_so_far_table(tune_dir: str | Path) -> pd.DataFrame:
+    """Per search, trial by trial in the order Optuna asked for them: its validation score and the best so far
+    (a failed trial scores nothing and leaves the best as it was). Where the last trials no longer raise it,
+    the search has levelled off; `levelled` says whether the best came before the last third of the trials."""
+    rows = []
+    for search_dir in searches(tune_dir):
+        trials = load_trials(search_dir)
+        if trials.empty:
+            continue
+        trials = trials.assign(trial=[trial_number(d) for d in trials["run_dir"]]).sort_values("trial")
+        best = trials["objective_value"].cummax().ffill()
+        n = len(trials)
+        at = int(trials["objective_value"].fillna(-math.inf).to_numpy().argmax()) + 1 if trials["objective_value"].notna().any() else n
+        rows += [{"task": t["task"], "algo": t["algo"], "trial": i + 1, "value": t["objective_value"], "best so far": b,
+                  "levelled": at <= n - n // 3} for i, ((_, t), b) in enumerate(zip(trials.iterrows(), best))]  # fmt: skip
+    return pd.DataFrame(rows, columns=["task", "algo", "trial", "value", "best so far", "levelled"])
 
 
 def rankings(table: pd.DataFrame) -> list[str]:

@@ -1,0 +1,140 @@
+"""Verdicts with power: the minimum detectable difference, Holm's correction, and the aggregates across tasks,
+each against arithmetic worked out here or against rliable's own output."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import rundir
+from bench.results import load_summaries, main, pairwise_table
+from bench.results.aggregate import aggregate_table, improvement_table, iqm, mean, probability_of_improvement, stratified_interval
+from bench.results.stats import holm, minimum_detectable_difference, seeds_for
+from tests.test_results import _write_run
+
+T975_DF2, T80_DF2 = 4.302653, 1.060660  # Student t quantiles, 2 degrees of freedom
+T975_DF32, T80_DF32, T975_DF33, T80_DF33 = 2.036933, 0.852998, 2.034515, 0.852649
+
+
+def test_minimum_detectable_difference_of_a_paired_test_is_the_closed_form(tmp_path):
+    """ppo - grpo = 0.5, 0.6, 0.7 on stage seeds 0, 1, 2: differences of standard deviation exactly 0.1, so the
+    paired test's standard error is 0.1/√3 = 0.057735 on 2 degrees of freedom, and it detects with 80 % power at
+    α = 0.05 a true difference of (t_.975,2 + t_.8,2)·se = (4.302653 + 1.060660)·0.057735 = 0.30966."""
+    for stage, gap in enumerate([0.5, 0.6, 0.7]):
+        _write_run(tmp_path, f"ppo_{stage}", "ppo", 0, 0.1 + gap, stage_seed=stage)
+        _write_run(tmp_path, f"grpo_{stage}", "grpo", 0, 0.1, stage_seed=stage)
+    (pair,) = pairwise_table(load_summaries([str(tmp_path)]).summaries).to_dict("records")
+    assert pair["n"] == "3" and pair["mdd"] == pytest.approx((T975_DF2 + T80_DF2) * 0.1 / math.sqrt(3), rel=1e-5)
+    assert pair["mdd"] == pytest.approx(0.30966, abs=1e-5)
+
+
+def test_seeds_for_a_difference_is_the_first_n_whose_mdd_reaches_it():
+    """Differences of sd 0.1, a target of 0.05: at n = 33, (2.036933 + 0.852998)·0.1/√33 = 0.050307 > 0.05; at
+    n = 34, (2.034515 + 0.852649)·0.1/√34 = 0.049514 ≤ 0.05. So 34 pairs; halving the sd needs 10."""
+    assert minimum_detectable_difference(0.1 / math.sqrt(33), 32) == pytest.approx((T975_DF32 + T80_DF32) * 0.1 / math.sqrt(33), rel=1e-5)
+    assert minimum_detectable_difference(0.1 / math.sqrt(34), 33) == pytest.approx((T975_DF33 + T80_DF33) * 0.1 / math.sqrt(34), rel=1e-5)
+    assert minimum_detectable_difference(0.1 / math.sqrt(33), 32) > 0.05 >= minimum_detectable_difference(0.1 / math.sqrt(34), 33)
+    assert seeds_for(0.1, 0.05) == 34
+    assert seeds_for(0.05, 0.05) == 10
+
+
+def test_holm_adjusts_four_p_values_as_worked_by_hand():
+    """p = 0.01, 0.04, 0.03, 0.005 (m = 4), in order 0.005, 0.01, 0.03, 0.04: times 4, 3, 2, 1 gives 0.02, 0.03,
+    0.06, 0.04, and monotone (each at least the one before) 0.02, 0.03, 0.06, 0.06. A test that did not run stays out."""
+    adjusted = holm(pd.Series([0.01, 0.04, 0.03, 0.005, math.nan]))
+    assert adjusted.iloc[:4].tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(adjusted.iloc[4])
+
+
+def test_the_verdict_is_holms(tmp_path):
+    """On 3 stage seeds, grpo - ppo = 0.10, 0.15, 0.20 (paired t = 0.15/(0.05/√3) = 5.196, p = 0.0351) and dpo - ppo =
+    0.10, 0.14, 0.20 (t = 5.05, p = 0.037); dpo - grpo = 0, -0.01, 0 (p = 0.42). Two winners alone at 0.05; over the
+    table's 3 tests Holm makes the smallest 3 × 0.0351 = 0.105, and none is left."""
+    base = [0.1, 0.2, 0.3]
+    golds = {"ppo": base, "grpo": [b + d for b, d in zip(base, [0.10, 0.15, 0.20])], "dpo": [b + d for b, d in zip(base, [0.10, 0.14, 0.20])]}
+    for algo, values in golds.items():
+        for stage, gold in enumerate(values):
+            _write_run(tmp_path, f"{algo}_{stage}", algo, 0, gold, stage_seed=stage)
+    table = pairwise_table(load_summaries([str(tmp_path)]).summaries).set_index(["a", "b"])
+    assert (table["family"] == 3).all()
+    assert table.loc[("grpo", "ppo"), "p_value"] == pytest.approx(0.0351, abs=5e-4)
+    assert (table["p_value"] < 0.05).sum() == 2
+    assert table.loc[("grpo", "ppo"), "p_holm"] == pytest.approx(3 * table.loc[("grpo", "ppo"), "p_value"])
+    assert (table["p_holm"] >= 0.05).all()
+    assert table["winner"].str.startswith("no significant difference").all()
+
+
+# rliable 1.2.0's output (with pandas 2.3.3 and arch 7.2.0, the last versions it imports with) for SCORES, reps=50000,
+# random_state=np.random.RandomState(0): get_interval_estimates with aggregate_iqm and aggregate_mean, and with
+# probability_of_improvement. Scores are [runs, tasks], as rliable takes them.
+SCORES = {"a": np.array([[0.1, 0.5], [0.3, 0.7], [0.2, 0.9], [0.6, 0.4], [0.5, 0.8]]),
+          "b": np.array([[0.0, 0.2], [0.1, 0.4], [0.3, 0.1], [0.2, 0.3], [0.4, 0.2]])}  # fmt: skip
+RLIABLE = {
+    "a": {"IQM": (0.5, 0.36667, 0.63333), "mean": (0.5, 0.38, 0.61)},
+    "b": {"IQM": (0.21667, 0.13333, 0.31667), "mean": (0.22, 0.14, 0.30)},
+    "P(a > b)": (0.84, 0.65, 0.98), "P(a > a)": (0.5, 0.25, 0.76),
+}
+
+
+def test_aggregates_equal_rliables_own_output():
+    """Point estimates exactly; the stratified bootstrap's percentile bounds within its Monte Carlo error (another
+    random stream: scipy's, not arch's), 0.02 on scores that move in steps of 0.033."""
+    tasks = {name: list(scores.T) for name, scores in SCORES.items()}
+    for name in ("a", "b"):
+        for what, statistic in (("IQM", iqm), ("mean", mean)):
+            point, low, high = RLIABLE[name][what]
+            assert float(statistic(*tasks[name])) == pytest.approx(point, abs=1e-5)
+            assert stratified_interval(statistic, tasks[name], reps=50_000) == pytest.approx((low, high), abs=0.02)
+    for label, x, y in (("P(a > b)", "a", "b"), ("P(a > a)", "a", "a")):
+        point, low, high = RLIABLE[label]
+        assert float(probability_of_improvement(*tasks[x], *tasks[y])) == pytest.approx(point, abs=1e-9)
+        assert stratified_interval(probability_of_improvement, [*tasks[x], *tasks[y]], reps=50_000) == pytest.approx((low, high), abs=0.02)
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    """Eight scores 0..7 over two tasks: the middle half is 2, 3, 4, 5, mean 3.5 (the plain mean is 3.5 too, so
+    take 0, 1, 2, 3, 4, 5, 6, 100: IQM still 3.5, mean 15.125)."""
+    assert float(iqm(np.array([0, 1, 2, 3.0]), np.array([4, 5, 6, 100.0]))) == pytest.approx(3.5)
+    assert float(mean(np.array([0, 1, 2, 3.0]), np.array([4, 5, 6, 100.0]))) == pytest.approx(15.125)
+
+
+def _two_task_sweep(root):
+    """ppo and grpo on two tasks × 3 stage seeds; SFT 0.2 and best 1.0 on `toy`, SFT -1 and best 3 on `other`.
+    Normalised, ppo scores 0.5 everywhere and grpo 0.25: ppo improves on grpo with probability 1."""
+    for task, sft, best in (("toy", 0.2, 1.0), ("other", -1.0, 3.0)):
+        for stage in range(3):
+            for algo, share in (("ppo", 0.5 + 0.01 * stage), ("grpo", 0.25 + 0.01 * stage)):
+                run = _write_run(root, f"{task}_{algo}_{stage}", algo, 0, sft + share * (best - sft), stage_seed=stage)
+                summary = json.loads((run / rundir.SUMMARY).read_text())
+                config = json.loads((run / rundir.CONFIG).read_text()) | {"task": {"name": task}}
+                summary |= {"task": task, "task_best": best, "sft": {"eval/gold_reward": sft}, "identity": rundir.identity(config),
+                            "group": rundir.group(config)}  # fmt: skip
+                (run / rundir.CONFIG).write_text(json.dumps(config))
+                (run / rundir.SUMMARY).write_text(json.dumps(summary))
+
+
+def test_aggregate_tables_normalise_per_task_and_order_the_algorithms(tmp_path):
+    _two_task_sweep(tmp_path / "sweep")
+    runs = load_summaries([str(tmp_path / "sweep")]).summaries
+    table = aggregate_table(runs).set_index("algo")
+    assert table.loc["ppo", "mean"] == pytest.approx(0.51) and table.loc["grpo", "mean"] == pytest.approx(0.26)
+    assert table.loc["ppo", "tasks"] == 2 and table.loc["ppo", "n per task"] == "3, 3"
+    assert table.loc["ppo", "IQM low"] <= table.loc["ppo", "IQM"] <= table.loc["ppo", "IQM high"]
+    improvement = improvement_table(runs).set_index(["x", "y"])
+    assert improvement.loc[("ppo", "grpo"), "P(X > Y)"] == 1.0 and improvement.loc[("grpo", "ppo"), "P(X > Y)"] == 0.0
+
+
+def test_results_of_several_tasks_hold_the_aggregate_table_and_profile(tmp_path):
+    _two_task_sweep(tmp_path / "sweep")
+    assert main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    for name in ("aggregate.csv", "improvement.csv", "task_scale.csv", "profile.png", "sft.csv"):
+        assert (tmp_path / "out" / name).exists(), name
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "## Across tasks" in readme and "![performance profile](profile.png)" in readme
+    one_task = tmp_path / "one"
+    for stage in range(3):
+        _write_run(one_task, f"ppo_{stage}", "ppo", 0, 0.5, stage_seed=stage)
+    assert main([str(one_task), "--out", str(tmp_path / "out1")]) == 0
+    assert not (tmp_path / "out1" / "aggregate.csv").exists() and "## Across tasks" not in (tmp_path / "out1" / "README.md").read_text()
