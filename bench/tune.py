@@ -7,7 +7,7 @@ can also run alone (the tune directory's layout is bench/tunedir.py's):
 
     1. search   `rlhf-bench -m +tune=<algo> hydra.sweeper.n_trials=N`: Optuna over the algorithm's
                 search space (conf/tune/<algo>.yaml), every trial a full-budget run on stage seed
-                `tune.search_stage_seed` (3) and trainer seed 0, scored on the validation prompts;
+                `tune.search_stage_seed` (1000) and trainer seed 0, scored on the validation prompts;
     2. final    the best trial's configuration on trainer seeds 1..K and `tune.stage_seeds` (0, 1, 2):
                 stages and seeds the search never saw, scored on the test prompts;
     3. default  the default settings on the same seeds, the row the tuned one is compared with.
@@ -32,8 +32,8 @@ from omegaconf import OmegaConf
 from bench import tunedir
 from bench.config import ConfigError
 from bench.results.cli import main as results
-from bench.results.tuning import best_trial, load_trials
-from bench.tunedir import TuneConfig
+from bench.results.tuning import best_trial, load_trials, searched
+from bench.tunedir import UNTUNED, TuneConfig
 
 log = logging.getLogger("rlhf-bench-tune")
 
@@ -77,12 +77,14 @@ def rlhf_bench(args: list[str]) -> None:
         raise RuntimeError(f"rlhf-bench exited {status}: {' '.join(command[2:])}")
 
 
-def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path) -> None:
+def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path, command: str) -> None:
+    """Search, final and default runs of each algorithm; every run starts from the defaults (`UNTUNED`), never from
+    settings an earlier protocol wrote."""
     seeds = cfg.final_seeds
     stage_seeds = ",".join(str(s) for s in cfg.stage_seeds)
     for algo in cfg.algos:
         search = out / tunedir.SEARCH / algo
-        rlhf_bench([f"+tune={algo}", f"hydra.sweeper.n_trials={cfg.trials}", f"stage_seed={cfg.search_stage_seed}", f"hydra.sweep.dir={search}", *forwarded])
+        rlhf_bench([f"+tune={algo}", UNTUNED, f"hydra.sweeper.n_trials={cfg.trials}", f"stage_seed={cfg.search_stage_seed}", f"hydra.sweep.dir={search}", *forwarded])
         best = best_trial(load_trials(search))
         if best is None:
             log.error("%s: no trial of the search finished; no final runs (see %s)", algo, search)
@@ -90,9 +92,16 @@ def run_protocol(cfg: TuneConfig, forwarded: list[str], out: Path) -> None:
             log.info("%s: best trial %s, validation %.4f", algo, best["run_dir"], best["objective_value"])
             given = {o.split("=", 1)[0] for o in forwarded}  # the sweeper rewrites values (2e9 -> 2000000000.0): match keys
             chosen = [o for o in best["configuration"] if o.split("=", 1)[0] not in given]
-            rlhf_bench([f"hydra.sweep.dir={out / tunedir.FINAL / algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *chosen, *forwarded])
+            rlhf_bench([f"hydra.sweep.dir={out / tunedir.FINAL / algo}", UNTUNED, f"seed={seeds}", f"stage_seed={stage_seeds}", *chosen, *forwarded])
+            if cfg.conf_dir:
+                trials = load_trials(search)
+                path = tunedir.tuned_path(Path(cfg.conf_dir), tunedir.choice(best["run_dir"], "model"), best["task"], algo)
+                header = (f"{algo} on {best['task']}, tuned at commit {best['git_commit']} by `{command}`:\n"
+                          f"the best of {len(trials)} trials, {best['objective']} {best['objective_value']:.4f} ({best['run_dir']})")  # fmt: skip
+                tunedir.write_tuned(path, searched(trials, best, search), header)
+                log.info("%s: tuned settings written to %s", algo, path)
         if cfg.defaults:
-            rlhf_bench([f"hydra.sweep.dir={out / tunedir.DEFAULT / algo}", f"algo={algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *forwarded])
+            rlhf_bench([f"hydra.sweep.dir={out / tunedir.DEFAULT / algo}", UNTUNED, f"algo={algo}", f"seed={seeds}", f"stage_seed={stage_seeds}", *forwarded])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     task = next((a.split("=", 1)[1] for a in forwarded if a.startswith("task=")), "sentiment")
     out = Path(cfg.dir or f"multirun/tune/{task}_{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     started = time.time()
+    command = " ".join(["rlhf-bench-tune", *argv])
     try:
-        run_protocol(cfg, forwarded, out)
+        run_protocol(cfg, forwarded, out, command)
     except RuntimeError as e:
         print(f"rlhf-bench-tune: error: {e}", file=sys.stderr)
         return 1
     wall_s = time.time() - started
-    tunedir.write_protocol(out, " ".join(["rlhf-bench-tune", *argv]), cfg, wall_s)
+    tunedir.write_protocol(out, command, cfg, wall_s)
     log.info("protocol done in %.0f s: %s", wall_s, out)
     return results([str(out), "--out", str(out / "results")])
 

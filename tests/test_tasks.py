@@ -58,7 +58,7 @@ def test_splits_are_disjoint_and_fixed_by_the_stage_seed(cfg):
 
 @pytest.mark.parametrize("cfg", [ArithmeticConfig(name="arithmetic"), SentimentConfig(name="sentiment")])
 def test_no_validation_prompt_of_one_stage_seed_is_a_test_prompt_of_another(cfg):
-    """Tuning chooses on stage seed 3's validation prompts and reports stage seeds 0-2's test prompts: the two
+    """Tuning chooses on one stage seed's validation prompts and reports other stage seeds' test prompts: the two
     must never meet (drawn per stage seed from one pool, 8 of arithmetic's 128 validation prompts did)."""
     task = build_task(cfg)
     splits = [prompt_splits(task, seed) for seed in range(5)]

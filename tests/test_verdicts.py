@@ -10,7 +10,15 @@ import pytest
 
 from bench import rundir
 from bench.results import load_summaries, main, pairwise_table
-from bench.results.aggregate import aggregate_table, improvement_table, iqm, mean, probability_of_improvement, stratified_interval
+from bench.results.aggregate import (
+    aggregate_table,
+    improvement_table,
+    iqm,
+    mean,
+    normalised,
+    probability_of_improvement,
+    stratified_interval,
+)  # fmt: skip
 from bench.results.stats import holm, minimum_detectable_difference, seeds_for
 from tests.test_results import _write_run
 
@@ -67,14 +75,15 @@ def test_the_verdict_is_holms(tmp_path):
 
 
 # rliable 1.2.0's output (with pandas 2.3.3 and arch 7.2.0, the last versions it imports with) for SCORES, reps=50000,
-# random_state=np.random.RandomState(0): get_interval_estimates with aggregate_iqm and aggregate_mean, and with
-# probability_of_improvement. Scores are [runs, tasks], as rliable takes them.
+# random_state=np.random.RandomState(0), one stream across the keys in this order): get_interval_estimates with
+# aggregate_iqm and aggregate_mean, and with probability_of_improvement over {"a,b": (a, b), "a,a": (a, a)}.
+# Scores are [runs, tasks], as rliable takes them. Rerun in a venv with rliable==1.2.0 "pandas<3" "arch<8".
 SCORES = {"a": np.array([[0.1, 0.5], [0.3, 0.7], [0.2, 0.9], [0.6, 0.4], [0.5, 0.8]]),
           "b": np.array([[0.0, 0.2], [0.1, 0.4], [0.3, 0.1], [0.2, 0.3], [0.4, 0.2]])}  # fmt: skip
 RLIABLE = {
-    "a": {"IQM": (0.5, 0.36667, 0.63333), "mean": (0.5, 0.38, 0.61)},
-    "b": {"IQM": (0.21667, 0.13333, 0.31667), "mean": (0.22, 0.14, 0.30)},
-    "P(a > b)": (0.84, 0.65, 0.98), "P(a > a)": (0.5, 0.25, 0.76),
+    "a": {"IQM": (0.5, 0.36667, 0.63333), "mean": (0.5, 0.39, 0.61)},
+    "b": {"IQM": (0.21667, 0.13333, 0.31667), "mean": (0.22, 0.15, 0.30)},
+    "P(a > b)": (0.84, 0.65, 0.98), "P(a > a)": (0.5, 0.25, 0.75),
 }
 
 
@@ -101,10 +110,12 @@ def test_iqm_is_the_mean_of_the_middle_half():
 
 
 def _two_task_sweep(root):
-    """ppo and grpo on two tasks × 3 stage seeds; SFT 0.2 and best 1.0 on `toy`, SFT -1 and best 3 on `other`.
-    Normalised, ppo scores 0.5 everywhere and grpo 0.25: ppo improves on grpo with probability 1."""
-    for task, sft, best in (("toy", 0.2, 1.0), ("other", -1.0, 3.0)):
+    """ppo and grpo on two tasks × 3 stage seeds; SFT 0.2, 0.3, 0.4 (by stage seed) and best 1.0 on `toy`, SFT -1,
+    -0.9, -0.8 and best 3 on `other`. Normalised by its own stage seed's SFT model, ppo scores 0.5 + 0.01 · stage seed
+    and grpo 0.25 + 0.01 · stage seed (by the task's mean SFT they would not): ppo improves on grpo with probability 1."""
+    for task, sft0, best in (("toy", 0.2, 1.0), ("other", -1.0, 3.0)):
         for stage in range(3):
+            sft = sft0 + 0.1 * stage
             for algo, share in (("ppo", 0.5 + 0.01 * stage), ("grpo", 0.25 + 0.01 * stage)):
                 run = _write_run(root, f"{task}_{algo}_{stage}", algo, 0, sft + share * (best - sft), stage_seed=stage)
                 summary = json.loads((run / rundir.SUMMARY).read_text())
@@ -124,6 +135,17 @@ def test_aggregate_tables_normalise_per_task_and_order_the_algorithms(tmp_path):
     assert table.loc["ppo", "IQM low"] <= table.loc["ppo", "IQM"] <= table.loc["ppo", "IQM high"]
     improvement = improvement_table(runs).set_index(["x", "y"])
     assert improvement.loc[("ppo", "grpo"), "P(X > Y)"] == 1.0 and improvement.loc[("grpo", "ppo"), "P(X > Y)"] == 0.0
+
+
+def test_a_task_of_one_value_has_no_interval_and_an_sft_model_at_the_best_no_score(tmp_path):
+    """scipy's bootstrap cannot resample one value (it raises): the interval is NaN, not an error or a point; and a
+    run whose SFT model already scores the best has no headroom: its normalised score is left out, not ±inf."""
+    assert all(math.isnan(b) for b in stratified_interval(mean, [np.array([0.2]), np.array([0.1, 0.4])]))
+    for stage, (gold, sft) in enumerate([(1.0, 1.0), (0.6, 0.2)]):
+        run = _write_run(tmp_path, f"ppo_{stage}", "ppo", 0, gold, stage_seed=stage)
+        summary = json.loads((run / rundir.SUMMARY).read_text()) | {"task_best": 1.0, "sft": {"eval/gold_reward": sft}}
+        (run / rundir.SUMMARY).write_text(json.dumps(summary))
+    assert normalised(load_summaries([str(tmp_path)]).summaries)["score"].tolist() == pytest.approx([0.5])
 
 
 def test_results_of_several_tasks_hold_the_aggregate_table_and_profile(tmp_path):

@@ -10,7 +10,7 @@ bootstrap resamples them within each task (stratified), as rliable does.
 Why scipy's `bootstrap` and not rliable: rliable 1.2.0 needs arch < 8, arch 7 does not import under pandas 3
 (TypeError in its `deprecate_kwarg`), and under arch 8 rliable's own `get_interval_estimates` fails (arch 8
 refuses its `random_state` argument). `scipy.stats.bootstrap` given one sample per task resamples each
-independently: the stratified bootstrap. tests/test_aggregate.py holds rliable's own output (computed beside
+independently: the stratified bootstrap. tests/test_verdicts.py holds rliable's own output (computed beside
 pandas 2 and arch 7) for a synthetic input, and these functions agree with it within the Monte Carlo error.
 """
 
@@ -55,7 +55,10 @@ def probability_of_improvement(*tasks: np.ndarray, axis: int = -1) -> np.ndarray
 
 def stratified_interval(statistic, samples: list[np.ndarray], seed: int = SEED, reps: int = REPS) -> tuple[float, float]:
     """The 95 % percentile interval of `statistic(*samples)` under the bootstrap that resamples each sample (task)
-    on its own. A statistic of constant samples has no spread: its interval is the point."""
+    on its own. A task with one value cannot be resampled: no interval (NaN). A statistic of constant samples has
+    no spread: its interval is the point."""
+    if any(len(s) < 2 for s in samples):
+        return math.nan, math.nan
     if all(np.ptp(s) == 0 for s in samples):
         point = float(statistic(*samples))
         return point, point
@@ -65,15 +68,16 @@ def stratified_interval(statistic, samples: list[np.ndarray], seed: int = SEED, 
 
 
 def normalised(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.DataFrame:
-    """One row per finished run: task, label, stage seed and its normalised score."""
+    """One row per finished run with headroom to normalise by: task, label, stage seed and its normalised score."""
     done = runs[runs["status"] == "finished"]
     keys = distinguishing_keys(done)
     rows = []
     for header, of_group in groups(done, keys):
         sft, best = of_group[f"sft/{metric}"].astype(float), of_group["task_best"].astype(float)
-        score = (of_group[metric].astype(float) - sft) / (best - sft)
+        # an SFT model at (or above) the best leaves no headroom to normalise by: no score, not ±inf
+        score = ((of_group[metric].astype(float) - sft) / (best - sft)).where(best - sft > 1e-9)
         rows += [{"task": header["task"], "label": label(header), "stage_seed": s, "score": v} for s, v in zip(of_group["stage_seed"], score)]
-    return pd.DataFrame(rows, columns=["task", "label", "stage_seed", "score"])
+    return pd.DataFrame(rows, columns=["task", "label", "stage_seed", "score"]).dropna(subset=["score"])
 
 
 def units_by_label(scores: pd.DataFrame) -> dict[str, list[np.ndarray]]:
@@ -130,4 +134,4 @@ def task_scale(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.DataF
 
 def spans_tasks(runs: pd.DataFrame) -> bool:
     done = runs[runs["status"] == "finished"]
-    return not done.empty and done["task"].nunique() > 1 and not math.isnan(float(done["task_best"].astype(float).min()))
+    return not done.empty and done["task"].nunique() > 1 and bool(done["task_best"].astype(float).notna().all())

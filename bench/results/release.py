@@ -1,0 +1,70 @@
+"""`python -m bench.results.release OUT --commit C --runs DIR ...`: the last step of scripts/release.sh. Checks that
+every run of the release was computed by the code of one commit, C, and writes OUT/README.md: that commit, the
+library versions, the wall time and parts it took, and a link to each result set.
+
+A run reused from an earlier commit T counts as C's when T's code is C's (`git diff T C -- bench pyproject.toml`
+is empty): what else differs is configuration (conf/, e.g. the tuned settings committed after a protocol ran),
+and a run is reused only under the same resolved config (its identity) and execution. The README names such
+commits; a run of any other commit fails the release."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.results.load import load_summaries
+from bench.results.report import provenance
+
+SETS = {
+    "default": "the default comparison (a plain `rlhf-bench`): PPO, GRPO, DPO on both built-in tasks, with the aggregate across them",
+    "six": "the six-way comparison: the default comparison's runs and RLOO, REINFORCE++, best-of-N on the same seeds",
+    "tuned/sentiment": "the tuning protocol on sentiment: each algorithm tuned against its defaults",
+    "tuned/arithmetic": "the tuning protocol on arithmetic",
+}
+
+
+def same_code_as(commit: str, release: str) -> bool:
+    """Whether `commit`'s code (bench/, pyproject.toml) is `release`'s, by git."""
+    diff = subprocess.run(["git", "diff", "--quiet", commit, release, "--", "bench", "pyproject.toml"], capture_output=True)
+    return diff.returncode == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.results.release", description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--commit", required=True)
+    parser.add_argument("--runs", required=True, help="the release's run directories")
+    parser.add_argument("--parts", type=int, required=True)
+    parser.add_argument("--wall-s", type=float, required=True)
+    parser.add_argument("--command", required=True)
+    args = parser.parse_args(argv)
+    runs = load_summaries([args.runs]).summaries
+    same_code = {c for c in runs["git_commit"].dropna().unique() if c == args.commit or same_code_as(c, args.commit)}
+    others = runs[~runs["git_commit"].isin(same_code)]
+    if runs.empty or len(others):
+        print(f"release: {len(others)} of {len(runs)} runs in {args.runs} were computed at another commit than {args.commit} "
+              f"(first: {others['run_dir'].iloc[0] if len(others) else '-'}); run the release in a fresh RELEASE_RUNS", file=sys.stderr)  # fmt: skip
+        return 1
+    out = Path(args.out)
+    lines = [
+        "# Results: one release",
+        "",
+        f"Every number here comes from one release: `{args.command}` at commit `{args.commit}`, "
+        f"{len(runs)} runs, {args.wall_s / 3600:.1f} h wall in {args.parts} part{'s' if args.parts != 1 else ''} "
+        "(a part: one invocation; a stopped one reuses every finished run when started again).",
+        "",
+        provenance(runs),
+        *([f"Commits {', '.join(f'`{c}`' for c in sorted(same_code - {args.commit}))} have the code of `{args.commit}` "
+           "(bench/ and pyproject.toml unchanged; their runs are reused under the same resolved config)."] if len(same_code) > 1 else []),
+        "",
+        *[f"- [{name}/]({name}/README.md): {what}" for name, what in SETS.items() if (out / name / "README.md").exists()],
+    ]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"release: {out}/README.md, commit {args.commit}, {len(runs)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# One release: every published number regenerated at one commit, into results/.
+#
+#   bash scripts/release.sh [key=value ...]      the overrides go to every run (none for the published release)
+#
+# Parts, each a plain command a user can also run alone:
+#   1. tune      per built-in task, rlhf-bench-tune ($RELEASE_TUNE: 12 Optuna trials per algorithm on a stage
+#                seed of its own, then the best configuration and the defaults on fresh seeds), writing each
+#                algorithm's best settings to $RELEASE_CONF/tuned/<model>/<task>/<algo>.yaml
+#   2. default   the default comparison (a plain `rlhf-bench`: PPO, GRPO, DPO at those tuned settings) on both
+#                built-in tasks, on the stage and trainer seeds conf/config.yaml chose by scripts/power.py
+#   3. six       RLOO, REINFORCE++ and best-of-N on the same tasks and seeds (with part 2: the six-way comparison)
+# then the tables and plots of each into $RELEASE_OUT (results/): tuned/<task>/, default/, six/, and
+# $RELEASE_OUT/README.md with the commit, the library versions, the wall time and how many parts it took.
+#
+# Where part 1 writes tuned settings that differ from the committed ones, the release stops (exit 3): commit
+# them (and the seeds, from `python scripts/power.py <runs>/tune/*/final`), then run the same command again.
+# Stopped (Ctrl-C, a killed session) and started again with the same command, it reuses every finished run
+# by its identity and resumes the killed ones from their checkpoints: a release may take several sessions.
+# Environment: RELEASE_RUNS (where the runs go, multirun/release), RELEASE_OUT (results), RELEASE_CONF (conf:
+# the checkout's; elsewhere, the comparisons read it through hydra.searchpath), RELEASE_TUNE (tune.* settings),
+# RELEASE_SEEDS (seed overrides of parts 2 and 3; empty: the default comparison's own).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RELEASE_RUNS:-multirun/release}
+out=${RELEASE_OUT:-results}
+conf=${RELEASE_CONF:-conf}
+read -r -a tune <<< "${RELEASE_TUNE:-tune.trials=12 tune.algos=[ppo,grpo,dpo,rloo,reinforce_pp]}"
+read -r -a seeds <<< "${RELEASE_SEEDS:-}"
+dirty() { [ -n "$(git status --porcelain -- "$@")" ] && [ -z "${RELEASE_ALLOW_DIRTY:-}" ]; }
+if dirty bench conf pyproject.toml; then
+  echo "release: bench/, conf/ or pyproject.toml differ from the commit; a release is one commit's numbers: commit first" >&2
+  exit 2
+fi
+searchpath=()
+if ! [ "$conf" -ef conf ]; then
+  # tuned settings outside the checkout are no release's (the tests' case); the checkout's own conf/tuned files
+  # come first on Hydra's search path, so this is only for a checkout that has none for the model
+  [ -n "${RELEASE_ALLOW_DIRTY:-}" ] || { echo "release: RELEASE_CONF=$conf is not the checkout's conf: no release" >&2; exit 2; }
+  searchpath=("hydra.searchpath=[file://$(realpath "$conf")]")
+fi
+if [ -e "$out/.git" ] || [ "$(realpath "$out")" = "$(realpath .)" ]; then
+  echo "release: RELEASE_OUT=$out would hold the checkout; the release replaces everything in it" >&2
+  exit 2
+fi
+commit=$(git rev-parse HEAD)
+mkdir -p "$runs"
+parts=$(( $(cat "$runs/parts" 2>/dev/null || echo 0) + 1 ))
+echo "$parts" > "$runs/parts"
+start=$(date +%s)
+spent=$(cat "$runs/wall_s" 2>/dev/null || echo 0)
+trap 'echo $(( spent + $(date +%s) - start )) > "$runs/wall_s"' EXIT
+
+for task in sentiment arithmetic; do
+  rlhf-bench-tune "task=$task" "${tune[@]}" "tune.dir=$runs/tune/$task" "tune.conf_dir=$conf" "$@"
+done
+if dirty conf/tuned; then
+  echo "release: the tuning protocol wrote new tuned settings (git status conf/tuned): commit them, and the seeds" \
+       "scripts/power.py chooses from $runs/tune/*/final, then run the same command again" >&2
+  exit 3
+fi
+rlhf-bench task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
+rlhf-bench algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
+
+rm -rf "$out/tuned" "$out/default" "$out/six"
+for task in sentiment arithmetic; do
+  rlhf-bench-results "$runs/tune/$task" --out "$out/tuned/$task"
+done
+rlhf-bench-results "$runs/default" --out "$out/default"
+rlhf-bench-results "$runs/default" "$runs/six" --out "$out/six"
+python -m bench.results.release "$out" --commit "$commit" --runs "$runs" --parts "$parts" \
+  --wall-s $(( spent + $(date +%s) - start )) --command "bash scripts/release.sh $*"
+find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name README.md -exec rm -rf {} +

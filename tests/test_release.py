@@ -1,0 +1,52 @@
+"""scripts/release.sh end to end on the tiny preset at a tiny budget: every result set the README links, all
+from one commit, the comparisons at the settings the protocol tuned, and a second invocation that reuses every run."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from bench.algos.grpo import GRPOConfig
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _release(tmp_path: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {
+        "RELEASE_RUNS": str(tmp_path / "runs"), "RELEASE_OUT": str(tmp_path / "results"), "RELEASE_ALLOW_DIRTY": "1",
+        "RELEASE_CONF": str(tmp_path / "conf"),
+        "RELEASE_TUNE": "tune.trials=1 tune.seeds=1 tune.stage_seeds=[0] tune.algos=[grpo]", "RELEASE_SEEDS": "stage_seed=0 seed=0",
+    }  # fmt: skip
+    # the tiny model's 150 SFT steps answer no sum right: every arithmetic pair would be a tie, and dropped
+    overrides = [o for o in TINY if not o.startswith("logger.")] + ["prefs.drop_ties=false", f"cache_dir={cache}"]
+    return subprocess.run(["bash", str(ROOT / "scripts" / "release.sh"), *overrides], env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_release_writes_every_result_set_at_one_commit_and_reuses_its_runs(tmp_path):
+    first = _release(tmp_path, tmp_path / "cache")
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = tmp_path / "results"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    readme = (results / "README.md").read_text()
+    assert f"at commit `{head}`" in readme and "in 1 part " in readme
+    for name in ("default", "six", "tuned/sentiment", "tuned/arithmetic"):
+        assert f"]({name}/README.md)" in readme, name
+        assert (results / name / "README.md").exists() and f"`{head}`" in (results / name / "README.md").read_text(), name
+    assert (results / "default" / "aggregate.csv").exists()  # two tasks: the aggregate across them
+    # the default comparison runs grpo at the settings the protocol tuned, the others at their defaults
+    for task in ("sentiment", "arithmetic"):
+        tuned = OmegaConf.load(tmp_path / "conf" / "tuned" / "tiny" / task / "grpo.yaml")
+        (grpo,) = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "default").glob(f"grpo_{task}_*/config.json")]
+        assert grpo["algo"]["lr"] == pytest.approx(tuned.lr) and grpo["algo"]["lr"] != GRPOConfig.lr
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("summary.json")]
+    assert {s["git_commit"] for s in summaries} == {head} and all(s["status"] == "finished" for s in summaries)
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("summary.json")}
+
+    second = _release(tmp_path, tmp_path / "cache")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("summary.json")} == written  # every run reused
+    assert "in 2 parts " in (results / "README.md").read_text()
