@@ -130,11 +130,12 @@ class SFTConfig:
     """With `task.sft_target`: the most steps it may take (the learning-rate schedule's length)."""
     batch_size: int = 32
     lr: float = 1e-3
-    check_every: int = 25
+    check_every: int = 10
     """With `task.sft_target`: steps between two measurements of the held-out quality (the first at this step)."""
-    heldout_prompts: int = 256
+    heldout_prompts: int = 1024
     """With `task.sft_target`: train prompts held out of the demonstrations to measure it on (sampled at
-    `eval.temperature`, the evaluator's, on a fixed stream: 256 give a standard error of 0.03 at accuracy 0.5)."""
+    `eval.temperature`, the evaluator's, on a fixed stream: 1 024 give a standard error of 0.016 at accuracy 0.5;
+    with 512 and checks every 25 steps, arithmetic's five stage seeds stopped 0.09 apart)."""
 
     def __post_init__(self) -> None:
         if self.steps < 0:

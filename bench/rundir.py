@@ -52,8 +52,8 @@ RESULT_VERSION = 2  # bump with every code change that changes a number a run re
 # 2: validation prompts drawn once for every stage seed (test sets changed); best-of-N's KL estimated, not bounded
 CONFIG, METRICS, SUMMARY, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"
 NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "reuse_other_versions", "checkpoint_every", "eval.log_samples")
-ADDED_AT_DEFAULT = {"model.gradient_checkpointing": False, "task.sft_target": None, "sft.max_steps": 2000, "sft.check_every": 25,
-                    "sft.heldout_prompts": 256}  # fmt: skip
+ADDED_AT_DEFAULT = {"model.gradient_checkpointing": False, "task.sft_target": None, "sft.max_steps": 2000, "sft.check_every": 10,
+                    "sft.heldout_prompts": 1024}  # fmt: skip
 """Keys added after runs were published, left out of the identity at their default: a run from before the key
 ran as its default does, so the two are one computation and keep one identity (and one directory name)."""
 SEED_KEYS = ("seed", "stage_seed")
