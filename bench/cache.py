@@ -42,6 +42,12 @@ def stage_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def content_digest(manifest: dict) -> str:
+    """One digest of a built entry's files (their SHA-256 checksums): two builds of one key that computed the
+    same weights and data have the same, whichever machine or session built them."""
+    return hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:

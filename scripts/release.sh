@@ -17,15 +17,18 @@
 # them (and the seeds, from `python scripts/power.py <runs>/tune/*/final`), then run the same command again.
 # Stopped (Ctrl-C, a killed session) and started again with the same command, it reuses every finished run
 # by its identity and resumes the killed ones from their checkpoints: a release may take several sessions.
-# Environment: RELEASE_RUNS (where the runs go, multirun/release), RELEASE_OUT (results), RELEASE_CONF (conf:
+# Environment: RELEASE_RUNS (where the runs go, results/runs), RELEASE_OUT (results), RELEASE_CONF (conf:
 # the checkout's; elsewhere, the comparisons read it through hydra.searchpath), RELEASE_TUNE (tune.* settings),
 # RELEASE_SEEDS (seed overrides of parts 2 and 3; empty: the default comparison's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${RELEASE_RUNS:-multirun/release}
 out=${RELEASE_OUT:-results}
+# the runs themselves are part of the release (results/runs: summary, config, metrics, samples of each; not
+# checkpoints or wandb files, .gitignore): committed between parts, a later session resumes from them
+runs=${RELEASE_RUNS:-$out/runs}
 conf=${RELEASE_CONF:-conf}
-read -r -a tune <<< "${RELEASE_TUNE:-tune.trials=12 tune.algos=[ppo,grpo,dpo,rloo,reinforce_pp]}"
+# the finals on 5 stage seeds × 1 trainer seed: the pilot of scripts/power.py (a variance from 3 is a guess)
+read -r -a tune <<< "${RELEASE_TUNE:-tune.trials=12 tune.seeds=1 tune.stage_seeds=[0,1,2,3,4] tune.algos=[ppo,grpo,dpo,rloo,reinforce_pp]}"
 read -r -a seeds <<< "${RELEASE_SEEDS:-}"
 dirty() { [ -n "$(git status --porcelain -- "$@")" ] && [ -z "${RELEASE_ALLOW_DIRTY:-}" ]; }
 if dirty bench conf pyproject.toml; then
@@ -70,4 +73,4 @@ rlhf-bench-results "$runs/default" --out "$out/default"
 rlhf-bench-results "$runs/default" "$runs/six" --out "$out/six"
 python -m bench.results.release "$out" --commit "$commit" --runs "$runs" --parts "$parts" \
   --wall-s $(( spent + $(date +%s) - start )) --command "bash scripts/release.sh $*"
-find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name README.md -exec rm -rf {} +
+find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name runs ! -name README.md -exec rm -rf {} +

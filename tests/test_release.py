@@ -6,10 +6,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
 from bench.algos.grpo import GRPOConfig
+from bench.results.release import rebuilt_stages
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,3 +52,16 @@ def test_release_writes_every_result_set_at_one_commit_and_reuses_its_runs(tmp_p
     assert second.returncode == 0, second.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("summary.json")} == written  # every run reused
     assert "in 2 parts " in (results / "README.md").read_text()
+
+
+def test_runs_of_one_stage_seed_that_read_other_stage_contents_fail_the_release(tmp_path):
+    """A part rebuilds its stages (the cache is not committed): where a rebuild gave other weights, the runs of
+    that stage seed are no longer paired, and the release says which stage."""
+    rows = []
+    for name, content in (("a", "c1"), ("b", "c1"), ("c", "c2")):
+        (tmp_path / name).mkdir()
+        stages = {"sft": {"hash": "k", "content": content}, "reward_model": {"hash": "r", "content": "same"}}
+        (tmp_path / name / "summary.json").write_text(json.dumps({"stages": stages}))
+        rows.append({"run_dir": str(tmp_path / name), "task": "t", "stage_seed": 0})
+    assert rebuilt_stages(pd.DataFrame(rows)) == ["t stage seed 0 sft k"]
+    assert rebuilt_stages(pd.DataFrame(rows[:2])) == []

@@ -5,17 +5,22 @@ library versions, the wall time and parts it took, and a link to each result set
 A run reused from an earlier commit T counts as C's when T's code is C's (`git diff T C -- bench pyproject.toml`
 is empty): what else differs is configuration (conf/, e.g. the tuned settings committed after a protocol ran),
 and a run is reused only under the same resolved config (its identity) and execution. The README names such
-commits; a run of any other commit fails the release."""
+commits; a run of any other commit fails the release, and so do two runs of one stage seed that read stages
+of other contents (a part that rebuilt them differently)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from bench.results.load import load_summaries
 from bench.results.report import provenance
+from bench.rundir import SUMMARY
 
 SETS = {
     "default": "the default comparison (a plain `rlhf-bench`): PPO, GRPO, DPO on both built-in tasks, with the aggregate across them",
@@ -29,6 +34,17 @@ def same_code_as(commit: str, release: str) -> bool:
     """Whether `commit`'s code (bench/, pyproject.toml) is `release`'s, by git."""
     diff = subprocess.run(["git", "diff", "--quiet", commit, release, "--", "bench", "pyproject.toml"], capture_output=True)
     return diff.returncode == 0
+
+
+def rebuilt_stages(runs: pd.DataFrame) -> list[str]:
+    """Stages that two runs of one task and stage seed read with other contents: a release in several parts
+    rebuilds its stages in each (the cache is not kept), and runs paired by stage seed must share them."""
+    contents: dict[tuple, set] = {}
+    for run_dir, task, stage_seed in runs[["run_dir", "task", "stage_seed"]].itertuples(index=False):
+        stages = json.loads((Path(run_dir) / SUMMARY).read_text()).get("stages", {})
+        for name, stage in stages.items():
+            contents.setdefault((task, stage_seed, name, stage["hash"]), set()).add(stage.get("content"))
+    return [f"{task} stage seed {seed} {name} {key}" for (task, seed, name, key), found in sorted(contents.items()) if len(found) > 1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     if runs.empty or len(others):
         print(f"release: {len(others)} of {len(runs)} runs in {args.runs} were computed at another commit than {args.commit} "
               f"(first: {others['run_dir'].iloc[0] if len(others) else '-'}); run the release in a fresh RELEASE_RUNS", file=sys.stderr)  # fmt: skip
+        return 1
+    rebuilt = rebuilt_stages(runs)
+    if rebuilt:
+        print(f"release: runs of one stage seed read other stage contents ({'; '.join(rebuilt[:3])}): "
+              "a rebuild did not give the same weights; rerun that stage seed's runs", file=sys.stderr)  # fmt: skip
         return 1
     out = Path(args.out)
     lines = [

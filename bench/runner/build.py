@@ -12,7 +12,7 @@ import torch
 
 from bench import distributed
 from bench.algos import ALGOS, Context, Trainer, build_trainer, resolve_reward_source
-from bench.cache import StageCache
+from bench.cache import StageCache, content_digest
 from bench.config import Config, ConfigError, Device, Precision, WandbMode, check_source
 from bench.evaluator import Evaluator
 from bench.logger import Progress, RunLogger
@@ -103,7 +103,7 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     with distributed.main_first():  # transformers' save_pretrained writes nothing outside process 0: it builds, the others read
         stages = prepare_stages(cfg, task, tokenizer, prompts.train, device)
     summary["stages"] = {
-        name: {"hash": m["key"], **{k: v for k, v in m["info"].items() if isinstance(v, (int, float, str))}}
+        name: {"hash": m["key"], "content": content_digest(m), **{k: v for k, v in m["info"].items() if isinstance(v, (int, float, str))}}
         for name, m in stages.manifests.items()
     }
 
