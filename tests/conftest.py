@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one of several workers on this machine's cores: one thread each, here and in every process a test starts
+    # (two workers of two threads each on two cores ran a tiny run 5x slower than one)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 import pytest
 from hydra import compose, initialize_config_dir
