@@ -93,14 +93,17 @@ def _caption(task: str, evals: pd.DataFrame) -> str:
     return f"{task} · model {models} · budget {budget} per run · {low if low == high else f'{low}-{high}'} runs per line ({stages} stage seeds)"
 
 
-def plot_task(task: str, curves: pd.DataFrame, out: Path) -> list[Path]:
-    fig, written = task_figure(task, curves), []
-    for ext in ("png", "pdf"):
-        path = out / f"{task}.{ext}"
+def save(fig, out: Path, name: str) -> list[Path]:
+    """The figure as `name`.png and `name`.pdf in `out`, then closed."""
+    written = [out / f"{name}.{ext}" for ext in ("png", "pdf")]
+    for path in written:
         fig.savefig(path, dpi=150)
-        written.append(path)
     plt.close(fig)
     return written
+
+
+def plot_task(task: str, curves: pd.DataFrame, out: Path) -> list[Path]:
+    return save(task_figure(task, curves), out, task)
 
 
 def plot_profile(profile: pd.DataFrame, out: Path) -> list[Path]:
@@ -114,12 +117,7 @@ def plot_profile(profile: pd.DataFrame, out: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        written.append(out / f"profile.{ext}")
-        fig.savefig(written[-1], dpi=150)
-    plt.close(fig)
-    return written
+    return save(fig, out, "profile")
 
 
 def plot_best_so_far(table: pd.DataFrame, out: Path) -> list[Path]:
@@ -132,9 +130,4 @@ def plot_best_so_far(table: pd.DataFrame, out: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        written.append(out / f"best_so_far.{ext}")
-        fig.savefig(written[-1], dpi=150)
-    plt.close(fig)
-    return written
+    return save(fig, out, "best_so_far")
