@@ -20,6 +20,8 @@
 # Environment: RELEASE_RUNS (where the runs go, results/runs), RELEASE_OUT (results), RELEASE_CONF (conf:
 # the checkout's; elsewhere, the comparisons read it through hydra.searchpath), RELEASE_TUNE (tune.* settings),
 # RELEASE_SEEDS (seed overrides of parts 2 and 3; empty: the default comparison's own).
+# Every step is `python -m` from the checkout's root, so the release runs this checkout's code (a worktree
+# pinned at the release commit keeps releasing while another checkout changes bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${RELEASE_OUT:-results}
@@ -55,22 +57,22 @@ spent=$(cat "$runs/wall_s" 2>/dev/null || echo 0)
 trap 'echo $(( spent + $(date +%s) - start )) > "$runs/wall_s"' EXIT
 
 for task in sentiment arithmetic; do
-  rlhf-bench-tune "task=$task" "${tune[@]}" "tune.dir=$runs/tune/$task" "tune.conf_dir=$conf" "$@"
+  python -m bench.tune "task=$task" "${tune[@]}" "tune.dir=$runs/tune/$task" "tune.conf_dir=$conf" "$@"
 done
 if dirty conf/tuned; then
   echo "release: the tuning protocol wrote new tuned settings (git status conf/tuned): commit them, and the seeds" \
        "scripts/power.py chooses from $runs/tune/*/final, then run the same command again" >&2
   exit 3
 fi
-rlhf-bench task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
-rlhf-bench algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
+python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
+python -m bench.app algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
 
 rm -rf "$out/tuned" "$out/default" "$out/six"
 for task in sentiment arithmetic; do
-  rlhf-bench-results "$runs/tune/$task" --out "$out/tuned/$task"
+  python -m bench.results "$runs/tune/$task" --out "$out/tuned/$task"
 done
-rlhf-bench-results "$runs/default" --out "$out/default"
-rlhf-bench-results "$runs/default" "$runs/six" --out "$out/six"
+python -m bench.results "$runs/default" --out "$out/default"
+python -m bench.results "$runs/default" "$runs/six" --out "$out/six"
 python -m bench.results.release "$out" --commit "$commit" --runs "$runs" --parts "$parts" \
   --wall-s $(( spent + $(date +%s) - start )) --command "bash scripts/release.sh $*"
 find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name runs ! -name README.md -exec rm -rf {} +
