@@ -54,6 +54,27 @@ class WandbMode(str, enum.Enum):
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters (Hu et al. 2021) through `peft` on every model a run trains (the policy; PPO's critic): the
+    trained model is the frozen base plus adapters, and the base's weights are the frozen model's own (the
+    reference for the policy, the reward model or reference for the critic), not a second copy. The stages
+    (SFT, reward model) stay full fine-tuning: they are cached and shared by every run."""
+
+    rank: int = 0
+    """r: the adapters' rank; 0 trains every weight (no adapters)."""
+    alpha: float = 16.0
+    """The adapters' output is scaled by alpha / rank (peft's `lora_alpha`)."""
+    dropout: float = 0.0
+    """Dropout on the adapters' input; 0, as every model an algorithm runs has its dropout off (bench/models.py)."""
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    """Module names that get adapters, or `[all-linear]`: every linear layer but the output head (peft)."""
+
+    def __post_init__(self) -> None:
+        if self.rank < 0:
+            raise ConfigError(f"model.lora.rank {self.rank} is negative; 0 trains every weight (no adapters)")
+
+
+@dataclass
 class ModelConfig:
     """A causal LM built from a `transformers` config (presets) or loaded by name."""
 
@@ -71,6 +92,7 @@ class ModelConfig:
     or stage trains (memory for compute). It changes no weight and no FLOP count (the meter counts model
     FLOPs, not the recomputation), so it is not part of a stage's key; it changes seconds and memory, so
     it is part of a run's identity (when on)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
         if self.preset == "hub" and not self.name:

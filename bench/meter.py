@@ -5,11 +5,19 @@ a model without being counted: training forwards, reference and reward-model
 scoring, and every step of generation (prefill and each decoded token, read off
 the query and key lengths of the call). FLOPs follow the usual rule
 
-    forward  = 2·N·tokens + 4·L·d·B·q·k      (N: matmul weights; attention scores: L layers, width d)
-    backward = 2 × forward                   (counted at forward time when grad is enabled
-                                              and the model has trainable weights)
+    forward  = 2·N·tokens + A                 (N: matmul weights; A = 4·L·d·B·q·k, the attention scores:
+                                               L layers, width d)
+    backward = 2·N·tokens + 2·A + 2·N_t·tokens  (the gradients of the activations, through every weight and
+                                               both attention products, and of the N_t trained weights;
+                                               counted at forward time when grad is enabled and the model
+                                               has trainable weights)
 
-which `tests/test_meter.py` checks against `torch.utils.flop_counter` on the presets.
+With every weight trained (N_t = N) the backward is the usual 2 × forward, which `tests/test_meter.py` checks
+against `torch.utils.flop_counter` on the presets. A LoRA model (bench/models.py `with_lora`) trains only its
+adapters: N counts the base's and the adapters' matmuls, N_t the adapters' (and a critic's head), since
+autograd computes no gradient for a frozen weight (tests/test_lora.py works a step by hand). It counts the
+activation gradient into the first block as well, which autograd skips below a frozen embedding: about 1 % of
+a LoRA step on SmolLM2, 15 % on the two-block tiny preset.
 Evaluation runs inside `meter.paused()`: it is outside the budget.
 """
 
@@ -44,7 +52,7 @@ class Meter:
         self._synced: dict[str, float] = {}
 
     def watch(self, model: nn.Module, name: str) -> nn.Module:
-        n_params = matmul_params(model)
+        n_params, n_trained = matmul_params(model), matmul_params(model, trainable=True)
         layers, width = attention_dims(model)
 
         def count(module, args, kwargs):
@@ -56,9 +64,10 @@ class Meter:
             batch, q_len = ids.shape[:2]
             mask = kwargs.get("attention_mask")
             k_len = mask.shape[-1] if mask is not None else q_len
-            flops = 2 * n_params * batch * q_len + 4 * layers * width * batch * q_len * k_len
+            matmuls, attention = 2 * n_params * batch * q_len, 4 * layers * width * batch * q_len * k_len
+            flops = matmuls + attention
             if torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters()):
-                flops *= 3  # forward + backward (2 × forward)
+                flops += matmuls + 2 * attention + 2 * n_trained * batch * q_len  # the backward pass
             self.flops += flops
             self.flops_by_model[name] += flops
             self.tokens += batch * q_len

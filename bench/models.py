@@ -33,7 +33,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from bench.config import ConfigError, ModelConfig, check_source
+from bench.config import ConfigError, LoraConfig, ModelConfig, check_source
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
@@ -176,16 +176,75 @@ def with_gradient_checkpointing(model: nn.Module, enabled: bool) -> nn.Module:
     return model
 
 
+def share_weights(model: nn.Module, frozen: nn.Module) -> nn.Module:
+    """Point each of `model`'s parameters at `frozen`'s parameter of the same name (the same architecture): one
+    copy of the weights in memory, read by both. Tied weights stay tied (every name is visited)."""
+    for name, param in frozen.named_parameters(remove_duplicate=False):
+        owner, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(owner), leaf, param)
+    return model
+
+
+def with_lora(model: nn.Module, cfg: LoraConfig, frozen: nn.Module) -> nn.Module:
+    """`model` as its frozen base plus trainable LoRA adapters (`cfg.rank` > 0), the base's weights shared with
+    `frozen` (the reference, or the reward model for PPO's critic): in memory once, and the frozen model's
+    forward is the trained one's with its adapters off, as with TRL's `disable_adapter()`, while staying a plain
+    model every part of the runner handles. peft's `inject_adapter_in_model` adds the adapters in place, so the
+    model keeps its class (sampling, log-probs and the meter's hook see a `transformers` model). Weights outside
+    the base (a scalar head) stay trainable. A LoRA-B matrix starts at zero, so at step 0 the model is the base."""
+    if cfg.rank == 0:
+        return model
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import inject_adapter_in_model
+
+    body, frozen_body = model, frozen
+    if isinstance(model, ScalarHeadModel):  # a critic: its backbone on the frozen model's transformer body, its own head
+        body, frozen_body = model.backbone, (frozen.backbone if isinstance(frozen, ScalarHeadModel) else frozen).base_model
+    share_weights(body, frozen_body)
+    shared = {id(p) for p in frozen_body.parameters()}
+    target = cfg.target_modules[0] if list(cfg.target_modules) == ["all-linear"] else list(cfg.target_modules)
+    try:
+        inject_adapter_in_model(PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=target), body)
+    except ValueError as e:  # peft: no module matched target_modules
+        raise ConfigError(f"model.lora.target_modules={list(cfg.target_modules)}: {str(e).splitlines()[0]}") from e
+    for param in model.parameters():
+        param.requires_grad_(id(param) not in shared)
+    return model
+
+
+def is_lora(model: nn.Module) -> bool:
+    return any("lora_" in name for name, _ in model.named_parameters())
+
+
+def trained_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a checkpoint keeps of a trained model: every weight, or for a LoRA model the trainable ones only
+    (adapters, a scalar head): its base is the frozen model's, rebuilt from the cached stage on resuming."""
+    if not is_lora(model):
+        return model.state_dict()
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trained_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    if not is_lora(model):
+        model.load_state_dict(state)
+        return
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    if set(state) != trainable:
+        raise ValueError(f"a LoRA checkpoint holds {sorted(set(state) ^ trainable)[:3]}... other than the model's trainable weights")
+    model.load_state_dict(state, strict=False)
+
+
 def load_policy(path: str | Path) -> PreTrainedModel:
     """A cached policy (the SFT model), dropout off: it is a policy or a reference from here on."""
     return disable_dropout(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))
 
 
-def matmul_params(model: nn.Module) -> int:
-    """N in the 2·N·tokens rule: weights of every matrix multiply (embedding lookups excluded)."""
+def matmul_params(model: nn.Module, trainable: bool = False) -> int:
+    """N in the 2·N·tokens rule: weights of every matrix multiply (embedding lookups excluded); with `trainable`,
+    only those that get gradients (all of them, or a LoRA model's adapters and head)."""
     from transformers.pytorch_utils import Conv1D  # GPT-2 style hub models
 
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, Conv1D)))
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, Conv1D)) and (m.weight.requires_grad or not trainable))
 
 
 def attention_dims(model: nn.Module) -> tuple[int, int]:

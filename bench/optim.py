@@ -10,8 +10,9 @@ from bench.distributed import average_gradients
 def adamw(model: torch.nn.Module, lr: float) -> torch.optim.AdamW:
     """AdamW without weight decay. `foreach` takes each update as a few multi-tensor kernels instead of a
     loop over the parameters: on the CPU the same weights bit for bit (tests/test_algorithms.py) and 1-2 % of
-    a PPO or GRPO step at the small preset (scripts/step_speed.py); on CUDA it is PyTorch's default."""
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, foreach=True)
+    a PPO or GRPO step at the small preset (scripts/step_speed.py); on CUDA it is PyTorch's default. Only the
+    trainable weights: a LoRA model's frozen base has neither gradients nor optimiser state."""
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0, foreach=True)
 
 
 def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> torch.Tensor:

@@ -78,10 +78,15 @@ class Phases:
         return out
 
 
-def model_bytes(name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:
-    """Bytes held by a model's parameters, gradients (trainable ones) and optimiser state."""
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+def model_bytes(name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, counted: set[int] | None = None) -> dict[str, float]:
+    """Bytes held by a model's parameters, gradients (trainable ones) and optimiser state. `counted`: the
+    parameters (ids) already reported for another model of the run, left out here and added to: a LoRA
+    model's base is its frozen model's weights (bench/models.py `with_lora`), held once and reported once."""
+    counted = set() if counted is None else counted
+    own = [p for p in model.parameters() if id(p) not in counted]
+    counted.update(id(p) for p in own)
+    params = sum(p.numel() * p.element_size() for p in own)
+    grads = sum(p.numel() * p.element_size() for p in own if p.requires_grad)
     state = 0
     if optimizer is not None:
         for per_param in optimizer.state.values():

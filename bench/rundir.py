@@ -53,7 +53,7 @@ RESULT_VERSION = 2  # bump with every code change that changes a number a run re
 CONFIG, METRICS, SUMMARY, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"
 NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "reuse_other_versions", "checkpoint_every", "eval.log_samples")
 ADDED_AT_DEFAULT = {"model.gradient_checkpointing": False, "task.sft_target": None, "sft.max_steps": 2000, "sft.check_every": 10,
-                    "sft.heldout_prompts": 1024}  # fmt: skip
+                    "sft.heldout_prompts": 1024, "model.lora": {"rank": 0, "alpha": 16.0, "dropout": 0.0, "target_modules": ["all-linear"]}}  # fmt: skip
 """Keys added after runs were published, left out of the identity at their default: a run from before the key
 ran as its default does, so the two are one computation and keep one identity (and one directory name)."""
 SEED_KEYS = ("seed", "stage_seed")

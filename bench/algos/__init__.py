@@ -7,15 +7,15 @@ top, its trainer class, a `register_algo` call) plus one YAML under `conf/algo/`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
 from transformers import PreTrainedModel
 
-from bench.config import ConfigError, RewardSource, register
+from bench.config import ConfigError, LoraConfig, RewardSource, register
 from bench.meter import Meter
-from bench.models import ScalarHeadModel, load_policy, with_gradient_checkpointing
+from bench.models import ScalarHeadModel, load_policy, load_trained_state, trained_state, with_gradient_checkpointing, with_lora
 from bench.optim import adamw
 from bench.phases import Phases, model_bytes
 from bench.rollout import Batch, EpochSampler, reward_scores, sample
@@ -58,6 +58,8 @@ class Context:
     seed: int
     gradient_checkpointing: bool = False
     """`model.gradient_checkpointing`: for every model the trainer trains."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """`model.lora`: adapters on every model the trainer trains (rank 0: every weight trained)."""
 
     @torch.no_grad()
     def rewards(self, batch: Batch) -> torch.Tensor:
@@ -67,11 +69,17 @@ class Context:
             return torch.tensor(scores, device=self.device)
         return reward_scores(self.reward_model, batch, self.tokenizer.eos_token_id)
 
+    def trainable(self, model: torch.nn.Module, name: str, frozen: torch.nn.Module) -> torch.nn.Module:
+        """`model` as the trainer trains it: on the device, with LoRA adapters over `frozen`'s weights where
+        `model.lora.rank` > 0, gradient checkpointing where on, watched by the meter as `name`."""
+        model = with_lora(model, self.lora, frozen).to(self.device)
+        model = with_gradient_checkpointing(model, self.gradient_checkpointing)
+        model.train()
+        return self.meter.watch(model, name)
+
     def trainable_policy(self) -> PreTrainedModel:
-        """A fresh copy of the SFT model, watched by the meter as `policy`."""
-        policy = with_gradient_checkpointing(load_policy(self.stages.sft).to(self.device), self.gradient_checkpointing)
-        policy.train()
-        return self.meter.watch(policy, "policy")
+        """A fresh copy of the SFT model (or adapters over the reference's weights), watched as `policy`."""
+        return self.trainable(load_policy(self.stages.sft), "policy", self.reference)
 
 
 class PolicyTrainer:
@@ -101,16 +109,17 @@ class PolicyTrainer:
         return self.sampler.epochs()
 
     def memory(self) -> dict[str, float]:
-        out = model_bytes("policy", self.policy, self.optimizer)
+        counted: set[int] = set()
+        out = model_bytes("policy", self.policy, self.optimizer, counted)
         for name, model in self.frozen.items():
-            out |= model_bytes(name, model)
+            out |= model_bytes(name, model, counted=counted)
         return out
 
     def state_dict(self) -> dict:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict()}
+        return {"policy": trained_state(self.policy), "optimizer": self.optimizer.state_dict(), "sampler": self.sampler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.policy.load_state_dict(state["policy"])
+        load_trained_state(self.policy, state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
 

@@ -25,7 +25,7 @@ import torch
 from bench.algos import Context, register_algo, train_metrics
 from bench.config import ConfigError, RewardSource
 from bench.losses import aggregate, clip_fraction, clipped_surrogate, clipped_value_loss, gae, masked_mean, token_rewards, whiten
-from bench.models import ScalarHeadModel, load_policy, with_gradient_checkpointing
+from bench.models import ScalarHeadModel, load_policy, load_trained_state, trained_state
 from bench.optim import adamw, clip_and_step
 from bench.phases import model_bytes
 from bench.rollout import EpochSampler, sample, sequence_values, token_logprobs
@@ -76,7 +76,7 @@ class PPO:
             if cfg.critic_from_reward_model
             else ScalarHeadModel.from_policy(load_policy(ctx.stages.sft))
         )
-        self.critic = ctx.meter.watch(with_gradient_checkpointing(critic.to(ctx.device).train(), ctx.gradient_checkpointing), "critic")
+        self.critic = ctx.trainable(critic, "critic", ctx.reward_model if cfg.critic_from_reward_model else ctx.reference)
         self.actor_opt = adamw(self.policy, cfg.lr)
         self.critic_opt = adamw(self.critic, cfg.critic_lr)
         self.sampler = EpochSampler(len(ctx.train_prompts), ctx.seed)
@@ -151,16 +151,17 @@ class PPO:
         return self.sampler.epochs()  # over the prompts
 
     def memory(self) -> dict[str, float]:
-        out = model_bytes("policy", self.policy, self.actor_opt) | model_bytes("critic", self.critic, self.critic_opt)
-        out |= model_bytes("reference", self.ctx.reference)
+        counted: set[int] = set()
+        out = model_bytes("policy", self.policy, self.actor_opt, counted) | model_bytes("critic", self.critic, self.critic_opt, counted)
+        out |= model_bytes("reference", self.ctx.reference, counted=counted)
         if self.ctx.reward_source == RewardSource.model:
-            out |= model_bytes("reward_model", self.ctx.reward_model)
+            out |= model_bytes("reward_model", self.ctx.reward_model, counted=counted)
         return out
 
     def state_dict(self) -> dict:
         return {
-            "policy": self.policy.state_dict(),
-            "critic": self.critic.state_dict(),
+            "policy": trained_state(self.policy),
+            "critic": trained_state(self.critic),
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "sampler": self.sampler.state_dict(),
@@ -168,8 +169,8 @@ class PPO:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.critic.load_state_dict(state["critic"])
+        load_trained_state(self.policy, state["policy"])
+        load_trained_state(self.critic, state["critic"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.sampler.load_state_dict(state["sampler"])

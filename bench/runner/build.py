@@ -129,7 +129,7 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
     reward_source = resolve_reward_source(cfg.reward, task)
     summary["reward_source"] = reward_source.value
     ctx = Context(task, tokenizer, device, meter, phases, prompts.train, stages, reference, reward_model, reward_source, cfg.seed,
-                  cfg.model.gradient_checkpointing)  # fmt: skip
+                  cfg.model.gradient_checkpointing, cfg.model.lora)  # fmt: skip
     meter.start()
     with autocast(device, cfg.precision):  # what a trainer computes once (DPO's reference log-probs) in its steps' precision
         trainer = build_trainer(cfg.algo, ctx)
