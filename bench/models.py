@@ -209,6 +209,25 @@ def with_lora(model: nn.Module, cfg: LoraConfig, frozen: nn.Module) -> nn.Module
         raise ConfigError(f"model.lora.target_modules={list(cfg.target_modules)}: {str(e).splitlines()[0]}") from e
     for param in model.parameters():
         param.requires_grad_(id(param) not in shared)
+        if param.requires_grad:  # float32 master weights, whatever dtype peft gave the adapters of a bf16 base
+            param.data = param.data.float()
+    return model
+
+
+def frozen_matmuls_in(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Store a frozen model's matmul weights in `dtype`: a run under bf16 autocast (`precision=bf16`, or `auto`
+    on CUDA) casts each float32 weight that takes no gradient to bf16 at every call, which on a CPU cost as much
+    as a decoded token's matmul itself; autocast rounds the weight as this does once, so the numbers are the
+    same (tests/test_precision.py). A weight an embedding shares (a tied head) stays float32: a lookup is no
+    matmul, and autocast leaves it in float32. Memory: the frozen models' matmul weights are half the size."""
+    from transformers.pytorch_utils import Conv1D
+
+    embedded = {m.weight.data_ptr() for m in model.modules() if isinstance(m, nn.Embedding)}
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, Conv1D)) and not module.weight.requires_grad and module.weight.data_ptr() not in embedded:
+            module.weight.data = module.weight.data.to(dtype)
+            if module.bias is not None:
+                module.bias.data = module.bias.data.to(dtype)
     return model
 
 

@@ -22,4 +22,8 @@ def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, max_
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    # autocast keeps the bf16 copy of each trained weight it cast until its region ends, and a trainer step (one
+    # region) takes several optimiser steps (PPO's epochs × minibatches, GRPO's minibatches): without this, every
+    # forward after the first update ran on the weights from before it, in bf16 (tests/test_precision.py)
+    torch.clear_autocast_cache()
     return grad_norm

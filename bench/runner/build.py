@@ -17,7 +17,7 @@ from bench.config import Config, ConfigError, Device, Precision, WandbMode, chec
 from bench.evaluator import Evaluator
 from bench.logger import Progress, RunLogger
 from bench.meter import Meter
-from bench.models import ScalarHeadModel, build_tokenizer, describe, load_policy
+from bench.models import ScalarHeadModel, build_tokenizer, describe, frozen_matmuls_in, load_policy
 from bench.phases import Phases
 from bench.rundir import objective_metric
 from bench.stages import prepare_stages
@@ -34,16 +34,21 @@ def pick_device(choice: Device) -> torch.device:
     return torch.device(Device(choice).value)
 
 
+def computes_in_bf16(device: torch.device, precision: Precision) -> bool:
+    """bf16 autocast on CUDA, float32 on the CPU (the presets' numbers; on a CPU with avx512_bf16 bf16 pays at a
+    real model's size: scripts/real_step_speed.py), unless `precision` says."""
+    return precision == Precision.bf16 or (precision == Precision.auto and device.type == "cuda")
+
+
 def autocast(device: torch.device, precision: Precision):
-    """bf16 autocast on CUDA, float32 on the CPU (bf16 matmuls are slow there), unless `precision` says."""
-    bf16 = precision == Precision.bf16 or (precision == Precision.auto and device.type == "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=computes_in_bf16(device, precision))
 
 
-def frozen(model: torch.nn.Module) -> torch.nn.Module:
-    model.eval()
-    model.requires_grad_(False)
-    return model
+def frozen(model: torch.nn.Module, device: torch.device, precision: Precision) -> torch.nn.Module:
+    """A model no run trains (the reference, the reward model) on the device, in eval mode, without gradients,
+    its matmul weights stored in bf16 where the run computes in bf16 (`frozen_matmuls_in`: the same numbers)."""
+    model = model.to(device).eval().requires_grad_(False)
+    return frozen_matmuls_in(model, torch.bfloat16) if computes_in_bf16(device, precision) else model
 
 
 def preflight(cfg: Config) -> None:
@@ -109,8 +114,8 @@ def build(cfg: Config, run_dir: Path, resolved: dict, sweep: str | None, summary
 
     # From here every forward pass is metered (evaluation runs with the meter paused).
     meter, phases = Meter(cfg.budget), Phases(device)
-    reference = meter.watch(frozen(load_policy(stages.sft).to(device)), "reference")
-    reward_model = meter.watch(frozen(ScalarHeadModel.from_pretrained(stages.reward_model).to(device)), "reward_model")
+    reference = meter.watch(frozen(load_policy(stages.sft), device, cfg.precision), "reference")
+    reward_model = meter.watch(frozen(ScalarHeadModel.from_pretrained(stages.reward_model), device, cfg.precision), "reward_model")
     # wandb: one group per configuration (what a chart should average over seeds), the sweep as a tag
     tags = [cfg.task.name, Path(describe(cfg.model)).name[:64]] + ([f"sweep:{sweep}"[:64]] if sweep else [])  # wandb caps tags at 64
     logger = RunLogger(
