@@ -23,6 +23,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -95,7 +96,9 @@ def build_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTra
         except Exception as e:
             raise ConfigError(f"cannot load model.name={cfg.name!r}: {str(e).splitlines()[0]}") from e
         if "gguf_file" in source:  # de-quantised on loading, but still flagged as quantized: a plain copy can be saved
-            plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+            config = copy.deepcopy(model.config)
+            config.__dict__.pop("quantization_config", None)  # or every later load is a "quantized model" (no trainer takes one)
+            plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
             plain.load_state_dict(model.state_dict())
             model = plain
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -254,8 +257,12 @@ def load_trained_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
 
 
 def load_policy(path: str | Path) -> PreTrainedModel:
-    """A cached policy (the SFT model), dropout off: it is a policy or a reference from here on."""
-    return disable_dropout(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32))
+    """A cached policy (the SFT model), dropout off: it is a policy or a reference from here on. An SFT stage cached
+    from a GGUF file before its config dropped the flag still says `quantization_config` (gguf): its weights are
+    plain float32, read as such."""
+    config = AutoConfig.from_pretrained(path)
+    config.__dict__.pop("quantization_config", None)
+    return disable_dropout(AutoModelForCausalLM.from_pretrained(path, config=config, dtype=torch.float32))
 
 
 def matmul_params(model: nn.Module, trainable: bool = False) -> int:

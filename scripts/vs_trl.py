@@ -16,7 +16,8 @@ step per rollout on both sides (ours `algo.minibatches=1`, TRL's `steps_per_gene
 Both start from the run's SFT model (the cached stage: the same weights), dropout off, and for a `lora*` lever
 use the same adapters (rank 16, alpha 32, every linear layer but the head) through `peft`: TRL as a
 `peft_config` (its reference is the model with the adapters disabled), ours `model.lora.*`. Precision: TRL's
-`bf16=True` on the CPU is autocast to bf16 with float32 weights, as ours is. TRL's step is timed from its
+`bf16=True` on the CPU is autocast to bf16 with float32 weights, as ours is; TRL's default gradient checkpointing
+is off, as ours is (`model.gradient_checkpointing`), so neither recomputes activations. TRL's step is timed from its
 `on_step_begin` to `on_step_end` callbacks (generation, scoring, loss, backward, optimiser); at each
 `on_step_end` one of our steps runs and is timed alike, so the two alternate and a noisy machine slows both.
 """
@@ -34,6 +35,7 @@ from peft import LoraConfig
 from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer
 
+from bench.models import load_policy
 from bench.rollout import make_batch, reward_scores
 from real_step_speed import LEVERS, SCALE, built_run  # scripts/, next to this one
 
@@ -66,7 +68,7 @@ class Alternate(TrainerCallback):
 def trl_args(config_cls, lever: str, steps: int, **kwargs):
     return config_cls(
         output_dir=tempfile.mkdtemp(), max_steps=steps, report_to="none", save_strategy="no", logging_steps=10**6, use_cpu=True,
-        bf16="bf16" in lever, disable_dropout=True, gradient_accumulation_steps=1, dataloader_num_workers=0, seed=0, **kwargs,
+        bf16="bf16" in lever, gradient_checkpointing=False, disable_dropout=True, gradient_accumulation_steps=1, dataloader_num_workers=0, seed=0, **kwargs,
     )  # fmt: skip
 
 
@@ -79,8 +81,8 @@ def trl_grpo(ours, lever: str, steps: int):
 
     def reward_model(prompts, completions, **_):
         batch = make_batch(ctx.tokenizer, prompts, completions, ctx.device)
-        with torch.no_grad():
-            return reward_scores(ctx.reward_model, batch, ctx.tokenizer.eos_token_id).tolist()
+        with torch.no_grad(), ours.precision():  # as our trainer scores (TRL calls reward functions outside autocast)
+            return reward_scores(ctx.reward_model, batch, ctx.tokenizer.eos_token_id).float().tolist()
 
     args = trl_args(GRPOConfig, lever, steps, per_device_train_batch_size=cfg.algo.prompts_per_step * cfg.algo.group_size,
                     num_generations=cfg.algo.group_size, steps_per_generation=1, num_iterations=1,
@@ -88,7 +90,7 @@ def trl_grpo(ours, lever: str, steps: int):
                     learning_rate=cfg.algo.lr, max_grad_norm=cfg.algo.max_grad_norm, lr_scheduler_type="constant",
                     weight_decay=0.0)  # fmt: skip
     prompts = datasets.Dataset.from_dict({"prompt": list(ctx.train_prompts)})  # already through the chat template
-    return GRPOTrainer(model=str(ctx.stages.sft), reward_funcs=reward_model, args=args, train_dataset=prompts,
+    return GRPOTrainer(model=load_policy(ctx.stages.sft), reward_funcs=reward_model, args=args, train_dataset=prompts,
                        processing_class=ctx.tokenizer, peft_config=peft_config(lever))  # fmt: skip
 
 
@@ -100,7 +102,7 @@ def trl_dpo(ours, lever: str, steps: int):
     args = trl_args(DPOConfig, lever, steps, per_device_train_batch_size=cfg.algo.batch_size, beta=cfg.algo.beta,
                     learning_rate=cfg.algo.lr, max_grad_norm=cfg.algo.max_grad_norm, lr_scheduler_type="constant",
                     weight_decay=0.0, precompute_ref_log_probs=True, max_length=None)  # fmt: skip
-    return DPOTrainer(model=str(ctx.stages.sft), args=args, train_dataset=pairs, processing_class=ctx.tokenizer,
+    return DPOTrainer(model=load_policy(ctx.stages.sft), args=args, train_dataset=pairs, processing_class=ctx.tokenizer,
                       peft_config=peft_config(lever))  # fmt: skip
 
 
