@@ -24,7 +24,7 @@ from bench.rollout import make_batch, token_logprobs
 from bench.rundir import identity
 from tests.conftest import tiny_config
 from tests.test_meter import VOCAB, _preset
-from tests.test_reliability import _rows
+from tests.test_reliability import stop_after_a_checkpoint_and_resume
 
 LORA = LoraConfig(rank=4, alpha=8.0)
 
@@ -140,8 +140,6 @@ def test_lora_is_part_of_the_identity_and_rank_0_is_the_old_identity(tmp_path):
 
 @pytest.mark.parametrize("algo", ["ppo", "grpo"])
 def test_a_lora_run_writes_small_checkpoints_and_resumes_to_the_uninterrupted_rows(run_tiny, monkeypatch, algo):
-    from bench.runner import loop
-
     overrides = (f"algo={algo}", "model.lora.rank=4", "algo.lr=3e-3", "budget.amount=3e10", "checkpoint_every=0.3")
     whole_summary, whole = run_tiny(*overrides, name="whole")
     assert whole_summary["status"] == "finished"
@@ -155,18 +153,4 @@ def test_a_lora_run_writes_small_checkpoints_and_resumes_to_the_uninterrupted_ro
     if algo == "ppo":
         assert set(checkpoint["trainer"]["critic"]) - {"head.weight", "head.bias"} and all("lora_" in k or k.startswith("head.") for k in checkpoint["trainer"]["critic"])
 
-    save = loop.save_checkpoint
-
-    def save_then_die(*args):
-        save(*args)
-        raise SystemExit("killed")
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(SystemExit):
-        run_tiny(*overrides, name="stopped")
-    stopped = whole.parent / "stopped"
-    (stopped / "summary.json").unlink()
-    monkeypatch.setattr(loop, "save_checkpoint", save)
-    resumed, _ = run_tiny(*overrides, name="stopped")
-    assert resumed["status"] == "finished" and resumed["resumed_at_iteration"] > 0
-    assert _rows(stopped) == _rows(whole)
+    stop_after_a_checkpoint_and_resume(run_tiny, monkeypatch, overrides, whole)

@@ -125,10 +125,16 @@ def test_a_corrupt_or_planted_checkpoint_is_moved_aside_and_the_run_starts_over(
 def test_a_run_stopped_after_a_checkpoint_resumes_to_the_uninterrupted_one(run_tiny, monkeypatch, algo):
     """In process (the SIGKILL test above covers the process side): the run dies right after its first checkpoint,
     leaving it and no summary; started again, it continues from there to the very rows of a run never stopped."""
-    from bench.runner import loop
-
     overrides = (f"algo={algo}", "budget.amount=3e10", "checkpoint_every=0.3", "algo.prompts_per_step=128" if algo == "best_of_n" else "seed=0")
     _, whole = run_tiny(*overrides, name="whole")
+    stop_after_a_checkpoint_and_resume(run_tiny, monkeypatch, overrides, whole)
+
+
+def stop_after_a_checkpoint_and_resume(run_tiny, monkeypatch, overrides: tuple[str, ...], whole) -> None:
+    """Run `overrides` as `stopped` next to the finished run `whole`, dying right after its first checkpoint (no
+    summary, as a kill leaves it), then again: it resumes, and its rows are `whole`'s."""
+    from bench.runner import loop
+
     save = loop.save_checkpoint
 
     def save_then_die(*args):
