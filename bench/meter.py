@@ -17,7 +17,9 @@ against `torch.utils.flop_counter` on the presets. A LoRA model (bench/models.py
 adapters: N counts the base's and the adapters' matmuls, N_t the adapters' (and a critic's head), since
 autograd computes no gradient for a frozen weight (tests/test_lora.py works a step by hand). It counts the
 activation gradient into the first block as well, which autograd skips below a frozen embedding: about 1 % of
-a LoRA step on SmolLM2, 15 % on the two-block tiny preset.
+a LoRA step on SmolLM2, 15 % on the two-block tiny preset. A causal LM's vocabulary head (V·d of N) runs on
+the rows it is asked for: the last `logits_to_keep` positions of a call (bench/rollout.py asks for the
+completion's), every position otherwise.
 Evaluation runs inside `meter.paused()`: it is outside the budget.
 """
 
@@ -53,6 +55,9 @@ class Meter:
 
     def watch(self, model: nn.Module, name: str) -> nn.Module:
         n_params, n_trained = matmul_params(model), matmul_params(model, trainable=True)
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        n_head = head.weight.numel() if head is not None else 0  # a causal LM's vocabulary head
+        n_head_trained = n_head if head is not None and head.weight.requires_grad else 0
         layers, width = attention_dims(model)
 
         def count(module, args, kwargs):
@@ -64,10 +69,14 @@ class Meter:
             batch, q_len = ids.shape[:2]
             mask = kwargs.get("attention_mask")
             k_len = mask.shape[-1] if mask is not None else q_len
-            matmuls, attention = 2 * n_params * batch * q_len, 4 * layers * width * batch * q_len * k_len
+            keep = kwargs.get("logits_to_keep") or q_len  # the head's rows: `logits_to_keep` last positions, or all
+            rows, head_rows = batch * q_len, batch * min(keep, q_len)
+            matmuls = 2 * (n_params - n_head) * rows + 2 * n_head * head_rows
+            attention = 4 * layers * width * batch * q_len * k_len
             flops = matmuls + attention
             if torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters()):
-                flops += matmuls + 2 * attention + 2 * n_trained * batch * q_len  # the backward pass
+                trained = 2 * (n_trained - n_head_trained) * rows + 2 * n_head_trained * head_rows
+                flops += matmuls + 2 * attention + trained  # the backward pass
             self.flops += flops
             self.flops_by_model[name] += flops
             self.tokens += batch * q_len

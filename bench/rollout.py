@@ -180,7 +180,8 @@ def sample(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens
     model.eval()
     mask, positions = prompt_mask, (prompt_mask.cumsum(-1) - 1).clamp(min=0)
     cache = {cache_argument(model): DynamicCache()}
-    logits = model(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, **cache, use_cache=True).logits[:, -1]
+    # the vocabulary head on the last prompt position only: the others predict nothing anyone draws
+    logits = model(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, **cache, use_cache=True, logits_to_keep=1).logits[:, -1]
     done = torch.zeros(len(prompts), dtype=torch.bool, device=model.device)
     tokens = []
     for _ in range(max_new_tokens):
@@ -217,9 +218,15 @@ def token_logprobs(model: PreTrainedModel, batch: Batch, temperature: float = 1.
     64 × 512 tokens, 6.4 GB each). Under autograd the log-softmax of every chunk is kept for the backward
     pass, as it must be. Per row it is the very computation of the unchunked form, so the values are
     identical to it bit for bit (`scripts/logprob_memory.py` measures the memory).
+
+    The vocabulary head runs on the last C + 1 positions only (`logits_to_keep`, as TRL does): the prompt's
+    positions predict no completion token, and on SmolLM2 the head is 21 % of the matmul weights. The kept
+    rows' logits are the full pass's bit for bit (tests/test_rollout.py); the meter counts the head's rows.
     """
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids).logits
-    logits = logits[:, batch.prompt_len - 1 : -1]  # [B, C, V] in the model's dtype: position t predicts token t+1
+    completion_len = batch.input_ids.shape[1] - batch.prompt_len
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                   logits_to_keep=completion_len + 1).logits  # fmt: skip
+    logits = logits[:, :-1]  # [B, C, V] in the model's dtype: position t predicts token t+1
     targets = batch.input_ids[:, batch.prompt_len :, None]  # [B, C, 1]
     rows = max(1, LOGPROB_CHUNK_BYTES // (4 * logits.shape[1] * logits.shape[2]))
     logp, entropy = [], []

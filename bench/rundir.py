@@ -51,7 +51,8 @@ SUMMARY_SCHEMA = 2
 RESULT_VERSION = 3  # bump with every code change that changes a number a run reports
 # 2: validation prompts drawn once for every stage seed (test sets changed); best-of-N's KL estimated, not bounded
 # 3: under bf16 autocast (precision=bf16, auto on CUDA) a forward after an optimiser step within a trainer step saw
-#    the new weights (it ran on the stale bf16 copies before); float32 runs compute what they did
+#    the new weights (it ran on the stale bf16 copies before); the vocabulary head runs (and is counted) on the
+#    completion's positions only, so a FLOP budget buys a little more (the logits are the same bit for bit)
 CONFIG, METRICS, SUMMARY, CHECKPOINT = "config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"
 NON_RESULT_KEYS = ("logger", "cache_dir", "resume", "reuse_other_versions", "checkpoint_every", "eval.log_samples")
 ADDED_AT_DEFAULT = {"model.gradient_checkpointing": False, "task.sft_target": None, "sft.max_steps": 2000, "sft.check_every": 10,

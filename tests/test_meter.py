@@ -6,7 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import BudgetConfig, BudgetUnit, ModelConfig
 from bench.meter import Meter
-from bench.models import ScalarHeadModel, build_policy, build_tokenizer
+from bench.models import ScalarHeadModel, build_policy, build_tokenizer, matmul_params
 from bench.tasks.sentiment import Sentiment, SentimentConfig
 from tests.conftest import compose_config
 
@@ -66,3 +66,26 @@ def test_paused_meter_counts_nothing_and_budget_units():
     assert meter.spent_fraction() == 0.75 and not meter.exhausted()
     meter.steps = 4
     assert meter.exhausted()
+
+
+def test_the_vocabulary_head_is_counted_on_the_positions_kept():
+    """`logits_to_keep=k` (bench/rollout.py asks for the completion's positions): the head's V·d weights run on B·k
+    rows, every other matmul on B·T. Forward 2·(N - V·d)·B·T + 2·V·d·B·k + A, the backward twice that (every
+    weight trained), against torch's flop counter, and less than the same pass with every position's logits."""
+    cfg = _preset("small")
+    model = build_policy(cfg, build_tokenizer(cfg, VOCAB))
+    meter = Meter(BudgetConfig())
+    meter.watch(model, "m")
+    ids = torch.randint(4, 30, (8, 24))
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=6).logits.float().mean().backward()
+    n, head = matmul_params(model), model.lm_head.weight.numel()
+    layers, width = model.config.num_hidden_layers, model.config.hidden_size
+    forward = 2 * (n - head) * 8 * 24 + 2 * head * 8 * 6 + 4 * layers * width * 8 * 24 * 24
+    assert meter.flops == 3 * forward
+    assert meter.flops == pytest.approx(counter.get_total_flops(), rel=0.10)
+    kept = meter.flops
+    everything = Meter(BudgetConfig())
+    everything.watch(model, "m")
+    model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert everything.flops > kept

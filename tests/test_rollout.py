@@ -65,7 +65,8 @@ def test_sampled_batch_has_consistent_masks_and_texts():
 
 def test_chunked_log_probs_and_entropy_equal_the_full_vocabulary_log_softmax_bit_for_bit(monkeypatch):
     """Chunks of 1 to 3 rows (the chunk size forced down) give exactly the unchunked log-softmax's log-probs,
-    entropy and gradient (a 49 k vocabulary is `scripts/logprob_memory.py`'s case; here a 1 000-word one)."""
+    entropy and gradient (a 49 k vocabulary is `scripts/logprob_memory.py`'s case; here a 1 000-word one); the
+    vocabulary head on the completion's positions only (`logits_to_keep`) gives the full pass's logits there."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from bench import rollout
