@@ -96,9 +96,11 @@ def trl_grpo(ours, lever: str, steps: int):
 
 def trl_dpo(ours, lever: str, steps: int):
     ctx, cfg = ours.trainer.ctx, ours.cfg
-    pairs = datasets.load_from_disk(str(ctx.stages.pairs)).select_columns(["prompt", "chosen", "rejected"])
+    # in memory: a `map` over a data set read from the stage cache writes its cache files into the stage's
+    # directory, which the cache then finds corrupt (unexpected files) and rebuilds
+    pairs = datasets.load_from_disk(str(ctx.stages.pairs), keep_in_memory=True).select_columns(["prompt", "chosen", "rejected"])
     eos = ctx.tokenizer.eos_token
-    pairs = pairs.map(lambda r: {"chosen": r["chosen"] + eos, "rejected": r["rejected"] + eos})  # ours closes each with EOS
+    pairs = pairs.map(lambda r: {"chosen": r["chosen"] + eos, "rejected": r["rejected"] + eos}, keep_in_memory=True)  # ours closes each with EOS
     args = trl_args(DPOConfig, lever, steps, per_device_train_batch_size=cfg.algo.batch_size, beta=cfg.algo.beta,
                     learning_rate=cfg.algo.lr, max_grad_norm=cfg.algo.max_grad_norm, lr_scheduler_type="constant",
                     weight_decay=0.0, precompute_ref_log_probs=True, max_length=None)  # fmt: skip
