@@ -96,9 +96,7 @@ def build_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTra
         except Exception as e:
             raise ConfigError(f"cannot load model.name={cfg.name!r}: {str(e).splitlines()[0]}") from e
         if "gguf_file" in source:  # de-quantised on loading, but still flagged as quantized: a plain copy can be saved
-            config = copy.deepcopy(model.config)
-            config.__dict__.pop("quantization_config", None)  # or every later load is a "quantized model" (no trainer takes one)
-            plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            plain = AutoModelForCausalLM.from_config(dequantised(copy.deepcopy(model.config)), dtype=torch.float32)
             plain.load_state_dict(model.state_dict())
             model = plain
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -164,7 +162,7 @@ class ScalarHeadModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "ScalarHeadModel":
         path = Path(path)
-        model = cls(AutoModel.from_pretrained(path, dtype=torch.float32))
+        model = cls(AutoModel.from_pretrained(path, config=dequantised(AutoConfig.from_pretrained(path)), dtype=torch.float32))
         model.head.load_state_dict(torch.load(path / "value_head.pt", weights_only=True))
         return disable_dropout(model)
 
@@ -256,12 +254,17 @@ def load_trained_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
     model.load_state_dict(state, strict=False)
 
 
-def load_policy(path: str | Path) -> PreTrainedModel:
-    """A cached policy (the SFT model), dropout off: it is a policy or a reference from here on. An SFT stage cached
-    from a GGUF file before its config dropped the flag still says `quantization_config` (gguf): its weights are
-    plain float32, read as such."""
-    config = AutoConfig.from_pretrained(path)
+def dequantised(config):
+    """A de-quantised GGUF model's config without its `quantization_config` (gguf) flag, which would make every
+    later load a "quantized model" that no trainer takes; its weights are plain float32. Stages cached before
+    the flag was dropped on saving still carry it, so the loaders drop it too."""
     config.__dict__.pop("quantization_config", None)
+    return config
+
+
+def load_policy(path: str | Path) -> PreTrainedModel:
+    """A cached policy (the SFT model), dropout off: it is a policy or a reference from here on."""
+    config = dequantised(AutoConfig.from_pretrained(path))
     return disable_dropout(AutoModelForCausalLM.from_pretrained(path, config=config, dtype=torch.float32))
 
 
