@@ -60,7 +60,7 @@ ADDED_AT_DEFAULT = {"model.gradient_checkpointing": False, "task.sft_target": No
 """Keys added after runs were published, left out of the identity at their default: a run from before the key
 ran as its default does, so the two are one computation and keep one identity (and one directory name)."""
 SEED_KEYS = ("seed", "stage_seed")
-COMPUTATION_PACKAGES = ("torch", "transformers", "datasets", "rlhf-bench")
+COMPUTATION_PACKAGES = ("torch", "transformers", "datasets", "peft", "rlhf-bench")
 """The installed packages whose version is part of a run's `execution`: another version is another computation."""
 
 

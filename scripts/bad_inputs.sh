@@ -7,8 +7,8 @@
 cases=$(cat <<'CASES'
 2|algo=dpoo|rlhf-bench: error: unknown algo 'dpoo'; available: best_of_n, dpo, grpo, ppo, reinforce_pp, rloo
 2|task=poetry|rlhf-bench: error: unknown task 'poetry'; available: arithmetic, gsm8k, hh_rlhf
-2|model=huge|rlhf-bench: error: unknown model 'huge'; available: hub, small, smollm2, tiny
-2|experiment=nonexistent|rlhf-bench: error: unknown experiment 'nonexistent'; available: qwen05b_gsm8k, qwen05b_ultrafeedback, smollm2_sentiment, tiny
+2|model=huge|rlhf-bench: error: unknown model 'huge'; available: hub, small, smollm2, smollm2_lora, tiny
+2|experiment=nonexistent|rlhf-bench: error: unknown experiment 'nonexistent'; available: qwen05b_gsm8k, qwen05b_ultrafeedback, smollm2_cpu, smollm2_sentiment, tiny
 2|algo.bta=0.2|rlhf-bench: error: Could not override 'algo.bta': Key 'bta' not in
 2|+algo.typo=3|rlhf-bench: error: unknown key algo.typo; algo accepts:
 2|budget.amount=0|rlhf-bench: error: budget.amount must be > 0, got 0.0

@@ -10,7 +10,10 @@
 #   2. default   the default comparison (a plain `rlhf-bench`: PPO, GRPO, DPO at those tuned settings) on both
 #                built-in tasks, on the stage and trainer seeds conf/config.yaml chose by scripts/power.py
 #   3. six       RLOO, REINFORCE++ and best-of-N on the same tasks and seeds (with part 2: the six-way comparison)
-# then the tables and plots of each into $RELEASE_OUT (results/): tuned/<task>/, default/, six/, and
+#   4. smollm2   the real-model verdict ($RELEASE_REAL: experiment=smollm2_cpu, SmolLM2-135M with LoRA in bf16):
+#                PPO, GRPO, DPO, RLOO each tuned by a short search ($RELEASE_TUNE_REAL, in part 1), their final
+#                runs on stage seeds $RELEASE_REAL_STAGE_SEEDS, and best-of-N on the same seeds
+# then the tables and plots of each into $RELEASE_OUT (results/): tuned/<task>/, default/, six/, smollm2/, and
 # $RELEASE_OUT/README.md with the commit, the library versions, the wall time and how many parts it took.
 #
 # Where part 1 writes tuned settings that differ from the committed ones, the release stops (exit 3): commit
@@ -19,7 +22,8 @@
 # by its identity and resumes the killed ones from their checkpoints: a release may take several sessions.
 # Environment: RELEASE_RUNS (where the runs go, results/runs), RELEASE_OUT (results), RELEASE_CONF (conf:
 # the checkout's; elsewhere, the comparisons read it through hydra.searchpath), RELEASE_TUNE (tune.* settings),
-# RELEASE_SEEDS (seed overrides of parts 2 and 3; empty: the default comparison's own).
+# RELEASE_SEEDS (seed overrides of parts 2 and 3; empty: the default comparison's own), RELEASE_REAL, RELEASE_TUNE_REAL,
+# RELEASE_REAL_STAGE_SEEDS (part 4's setting, search and stage seeds).
 # Every step is `python -m` from the checkout's root, so the release runs this checkout's code (a worktree
 # pinned at the release commit keeps releasing while another checkout changes bench/).
 set -euo pipefail
@@ -32,6 +36,12 @@ conf=${RELEASE_CONF:-conf}
 # the finals on 5 stage seeds × 1 trainer seed: the pilot of scripts/power.py (a variance from 3 is a guess)
 read -r -a tune <<< "${RELEASE_TUNE:-tune.trials=12 tune.seeds=1 tune.stage_seeds=[0,1,2,3,4] tune.algos=[ppo,grpo,dpo,rloo,reinforce_pp]}"
 read -r -a seeds <<< "${RELEASE_SEEDS:-}"
+# the verdict on the real model: a short search per algorithm (6 trials, TPE's random start, in each algorithm's
+# space, conf/tune/<algo>.yaml), then the best configuration on 3 stage seeds; no default rows (the untuned
+# rates of a pretrained model do not move it), best-of-N needs no search
+read -r -a real <<< "${RELEASE_REAL:-experiment=smollm2_cpu}"
+real_stage_seeds=${RELEASE_REAL_STAGE_SEEDS:-0,1,2}
+read -r -a tune_real <<< "${RELEASE_TUNE_REAL:-tune.trials=6 tune.seeds=1 tune.defaults=false tune.algos=[ppo,grpo,dpo,rloo]}"
 dirty() { [ -n "$(git status --porcelain -- "$@")" ] && [ -z "${RELEASE_ALLOW_DIRTY:-}" ]; }
 if dirty bench conf pyproject.toml; then
   echo "release: bench/, conf/ or pyproject.toml differ from the commit; a release is one commit's numbers: commit first" >&2
@@ -59,6 +69,8 @@ trap 'echo $(( spent + $(date +%s) - start )) > "$runs/wall_s"' EXIT
 for task in sentiment arithmetic; do
   python -m bench.tune "task=$task" "${tune[@]}" "tune.dir=$runs/tune/$task" "tune.conf_dir=$conf" "$@"
 done
+python -m bench.tune "${real[@]}" "${tune_real[@]}" "tune.stage_seeds=[$real_stage_seeds]" "tune.dir=$runs/tune/smollm2" \
+  "tune.conf_dir=$conf" "$@"
 if dirty conf/tuned; then
   echo "release: the tuning protocol wrote new tuned settings (git status conf/tuned): commit them, and the seeds" \
        "scripts/power.py chooses from $runs/tune/*/final, then run the same command again" >&2
@@ -66,13 +78,16 @@ if dirty conf/tuned; then
 fi
 python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
 python -m bench.app algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
+# the protocol's final runs are the verdict's (seeds 1..K on stages the search never saw): best-of-N joins them
+python -m bench.app "${real[@]}" algo=best_of_n "stage_seed=$real_stage_seeds" seed=1 "hydra.sweep.dir=$runs/smollm2_best_of_n" "$@"
 
-rm -rf "$out/tuned" "$out/default" "$out/six"
-for task in sentiment arithmetic; do
+rm -rf "$out/tuned" "$out/default" "$out/six" "$out/smollm2"
+for task in sentiment arithmetic smollm2; do
   python -m bench.results "$runs/tune/$task" --out "$out/tuned/$task"
 done
 python -m bench.results "$runs/default" --out "$out/default"
 python -m bench.results "$runs/default" "$runs/six" --out "$out/six"
+python -m bench.results "$runs/tune/smollm2/final" "$runs/smollm2_best_of_n" --out "$out/smollm2"
 python -m bench.results.release "$out" --commit "$commit" --runs "$runs" --parts "$parts" \
   --wall-s $(( spent + $(date +%s) - start )) --command "bash scripts/release.sh $*"
-find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name runs ! -name README.md -exec rm -rf {} +
+find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name smollm2 ! -name runs ! -name README.md -exec rm -rf {} +

@@ -55,3 +55,17 @@ def test_the_hub_experiments_run_end_to_end_on_local_files_of_their_schema(exper
     assert config.model.gradient_checkpointing
     row = json.loads((tmp_path / "run" / "samples.jsonl").read_text().splitlines()[-1])
     assert row["prompt"].endswith("<|im_start|>assistant\n")  # through the chat template
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_the_cpu_real_model_setting_trains_adapters_in_bf16_and_reads_its_own_tuned_rates(algo, tmp_path):
+    """experiment=smollm2_cpu: SmolLM2 through LoRA, so its tuned rates (adapter rates) live apart from full
+    fine-tuning's (conf/tuned/smollm2_lora/, not conf/tuned/smollm2/)."""
+    cfg = compose_config("experiment=smollm2_cpu", f"algo={algo}")
+    assert (cfg.model.name, cfg.task.name, cfg.sft.steps, cfg.model.lora.rank, cfg.precision) == (*EXPERIMENTS["smollm2_sentiment"], 0, 16, "bf16")
+    preflight(to_object(cfg))
+    if "lr" in cfg.algo:
+        (tmp_path / "tuned" / "smollm2_lora" / "positive_sentiment").mkdir(parents=True)
+        (tmp_path / "tuned" / "smollm2_lora" / "positive_sentiment" / f"{algo}.yaml").write_text("lr: 2.5e-4\n")
+        assert compose_config("experiment=smollm2_cpu", f"algo={algo}", f"hydra.searchpath=[file://{tmp_path}]").algo.lr == 2.5e-4
+        assert compose_config("experiment=smollm2_sentiment", f"algo={algo}", f"hydra.searchpath=[file://{tmp_path}]").algo.lr <= 3e-6

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from bench.algos.grpo import GRPOConfig
-from bench.results.release import rebuilt_stages
+from bench.results.release import rebuilt_stages, same_code_as
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,8 @@ def _release(tmp_path: Path, cache: Path) -> subprocess.CompletedProcess:
         "RELEASE_RUNS": str(tmp_path / "runs"), "RELEASE_OUT": str(tmp_path / "results"), "RELEASE_ALLOW_DIRTY": "1",
         "RELEASE_CONF": str(tmp_path / "conf"),
         "RELEASE_TUNE": "tune.trials=1 tune.seeds=1 tune.stage_seeds=[0] tune.algos=[grpo]", "RELEASE_SEEDS": "stage_seed=0 seed=0",
+        # the real-model part's steps at the tiny size: its search, final run and best-of-N
+        "RELEASE_REAL": "task=sentiment", "RELEASE_REAL_STAGE_SEEDS": "0", "RELEASE_TUNE_REAL": "tune.trials=1 tune.seeds=1 tune.defaults=false tune.algos=[dpo]",
     }  # fmt: skip
     # the tiny model's 150 SFT steps answer no sum right: every arithmetic pair would be a tie, and dropped
     overrides = [o for o in TINY if not o.startswith("logger.")] + ["prefs.drop_ties=false", f"cache_dir={cache}"]
@@ -35,7 +37,7 @@ def test_release_writes_every_result_set_at_one_commit_and_reuses_its_runs(tmp_p
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     readme = (results / "README.md").read_text()
     assert f"at commit `{head}`" in readme and "in 1 part " in readme
-    for name in ("default", "six", "tuned/sentiment", "tuned/arithmetic"):
+    for name in ("default", "six", "tuned/sentiment", "tuned/arithmetic", "smollm2", "tuned/smollm2"):
         assert f"]({name}/README.md)" in readme, name
         assert (results / name / "README.md").exists() and f"`{head}`" in (results / name / "README.md").read_text(), name
     assert (results / "default" / "aggregate.csv").exists()  # two tasks: the aggregate across them
@@ -65,3 +67,19 @@ def test_runs_of_one_stage_seed_that_read_other_stage_contents_fail_the_release(
         rows.append({"run_dir": str(tmp_path / name), "task": "t", "stage_seed": 0})
     assert rebuilt_stages(pd.DataFrame(rows)) == ["t stage seed 0 sft k"]
     assert rebuilt_stages(pd.DataFrame(rows[:2])) == []
+
+
+def test_a_run_from_a_commit_that_changed_only_the_results_tool_is_the_release_commits(tmp_path, monkeypatch):
+    """The tables are the release commit's own; what computes a run is the rest of bench/ and pyproject.toml."""
+    monkeypatch.chdir(tmp_path)
+    git = lambda *a: subprocess.run(["git", *a], check=True, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    git("init", "-q")
+    commits = []
+    for path, text in (("bench/runner.py", "a"), ("bench/results/tables.py", "b"), ("README.md", "c"), ("bench/runner.py", "d"), ("pyproject.toml", "e")):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+        git("add", "-A")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", path)
+        commits.append(git("rev-parse", "HEAD"))
+    assert same_code_as(commits[0], commits[1]) and same_code_as(commits[0], commits[2])
+    assert not same_code_as(commits[2], commits[3]) and not same_code_as(commits[3], commits[4])

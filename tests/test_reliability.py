@@ -266,4 +266,4 @@ def test_a_finished_run_under_other_library_versions_is_refused_unless_accepted(
         run_tiny("algo=dpo", "budget.amount=5e9")
     reused, _ = run_tiny("algo=dpo", "budget.amount=5e9", "reuse_other_versions=true")
     assert reused["wall_s"] == first["wall_s"]  # reused as it is, not run again
-    assert first["execution"]["versions"].keys() == {"torch", "transformers", "datasets", "rlhf-bench"}
+    assert first["execution"]["versions"].keys() == {"torch", "transformers", "datasets", "peft", "rlhf-bench"}

@@ -4,6 +4,7 @@
     groups    which runs are one configuration, and the settings that tell rows apart
     stats     intervals, paired and Welch tests, interpolation on a run's curve
     tables    summary, paper, compute-matched, memory, pairwise, ranking (equal FLOPs vs equal seconds)
+    samples   one test prompt per group: the SFT model's completion and the trained policy's
     tuning    the tuning protocol: best configuration of a search, tuned table, tuning compute
     plots     per task: gold reward vs compute, reward-KL frontier, proxy vs gold
     report    writes everything (CSV, Markdown, LaTeX, PNG/PDF, README) to one directory

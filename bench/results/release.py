@@ -3,8 +3,9 @@ every run of the release was computed by the code of one commit, C, and writes O
 library versions, the wall time and parts it took, and a link to each result set.
 
 A run reused from an earlier commit T counts as C's when T's code is C's (`git diff T C -- bench pyproject.toml`
-is empty): what else differs is configuration (conf/, e.g. the tuned settings committed after a protocol ran),
-and a run is reused only under the same resolved config (its identity) and execution. The README names such
+is empty, `bench/results/` aside: it reads runs and computes none of them, and the tables are C's): what else
+differs is configuration (conf/, e.g. the tuned settings committed after a protocol ran), and a run is reused only
+under the same resolved config (its identity) and execution. The README names such
 commits; a run of any other commit fails the release, and so do two runs of one stage seed that read stages
 of other contents (a part that rebuilt them differently)."""
 
@@ -27,12 +28,15 @@ SETS = {
     "six": "the six-way comparison: the default comparison's runs and RLOO, REINFORCE++, best-of-N on the same seeds",
     "tuned/sentiment": "the tuning protocol on sentiment: each algorithm tuned against its defaults",
     "tuned/arithmetic": "the tuning protocol on arithmetic",
+    "smollm2": "the real-model verdict: PPO, GRPO, DPO, RLOO (each at its tuned settings) and best-of-N on SmolLM2-135M-Instruct, LoRA in bf16, on this CPU (experiment=smollm2_cpu)",
+    "tuned/smollm2": "the tuning protocol on the real model: a short search per algorithm",
 }
 
 
 def same_code_as(commit: str, release: str) -> bool:
-    """Whether `commit`'s code (bench/, pyproject.toml) is `release`'s, by git."""
-    diff = subprocess.run(["git", "diff", "--quiet", commit, release, "--", "bench", "pyproject.toml"], capture_output=True)
+    """Whether `commit`'s code (bench/ but the results tool, pyproject.toml) is `release`'s, by git."""
+    paths = ["bench", ":(exclude)bench/results", "pyproject.toml"]
+    diff = subprocess.run(["git", "diff", "--quiet", commit, release, "--", *paths], capture_output=True)
     return diff.returncode == 0
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from bench.results import aggregate
 from bench.results.load import Runs
 from bench.results.plots import plot_best_so_far, plot_profile, plot_task
+from bench.results.samples import samples_markdown, samples_table
 from bench.results.stats import PAIRED
 from bench.results.tables import (
     _cell,
@@ -164,6 +165,7 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "pairwise": pairwise_table(table),
         "ranking": ranking_table(table, curves),
         "sft": sft_table(table),
+        "samples": samples_table(table),
     }
     tables["paper"] = paper_table(tables["summary"])
     across = aggregate.spans_tasks(table)
@@ -219,6 +221,14 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         tables["pairwise"].to_markdown(index=False, floatfmt=".4g"),
         "",
         *[f"- {line}" for line in detectable(tables["pairwise"])],
+        "",
+        "## Samples before and after",
+        "",
+        "One test prompt per algorithm (its run of the lowest stage seed and seed): the SFT model's completion at "
+        "compute 0 and the trained policy's at its last evaluation, on the evaluator's fixed sampling stream "
+        "(`samples.csv`; every logged sample: each run's `samples.jsonl`).",
+        "",
+        *samples_markdown(tables["samples"]),
         "",
         "## Plots",
         "",

@@ -1,0 +1,58 @@
+"""What a policy writes before and after training: per group, one test prompt's completion by the SFT model (the
+run's evaluation at compute 0) and by the trained policy (its last evaluation), with their gold rewards.
+
+The evaluator samples every policy on one fixed stream (bench/evaluator.py), so runs of one stage seed show the
+SFT model's same completion in `before`: the rows of a task differ only in `after`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.logger import SAMPLES
+
+COLUMNS = ["task", "algo", "group", "run_dir", "prompt", "before", "before_gold", "after", "after_gold", "after_steps"]
+
+
+def before_after(run_dir: str | Path) -> dict | None:
+    """The first logged test prompt at compute 0 and at the run's last evaluation; None without both."""
+    path = Path(run_dir) / SAMPLES
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return None
+    first = rows[0]
+    last_flops = max(r["compute/flops"] for r in rows)
+    after = next((r for r in rows if r["compute/flops"] == last_flops and r["prompt"] == first["prompt"]), None)
+    if first["compute/flops"] != 0 or after is None or last_flops == 0:
+        return None
+    return {"prompt": first["prompt"], "before": first["completion"], "before_gold": first["gold_reward"],
+            "after": after["completion"], "after_gold": after["gold_reward"], "after_steps": after["compute/steps"]}  # fmt: skip
+
+
+def samples_table(summaries: pd.DataFrame) -> pd.DataFrame:
+    """One row per group: its finished run of the lowest stage seed and seed (the same prompt for every group of a
+    task that has that run's stage seed)."""
+    finished = summaries[summaries["status"] == "finished"].sort_values(["stage_seed", "seed", "run_dir"])
+    rows = []
+    for (task, algo, group), runs in finished.groupby(["task", "algo", "group"], sort=True, dropna=False):
+        for run_dir in runs["run_dir"]:
+            found = before_after(run_dir)
+            if found is not None:
+                rows.append({"task": task, "algo": algo, "group": group, "run_dir": run_dir} | found)
+                break
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def samples_markdown(table: pd.DataFrame) -> list[str]:
+    """Per row: the prompt, then the completion before and after with its gold reward."""
+    quote = lambda text: " ".join(text.split()) or "(empty)"  # noqa: E731  (one line: a newline would break the list)
+    lines = []
+    for row in table.itertuples():
+        lines += [f"- **{row.algo}** on {row.task} (`{Path(row.run_dir).name}`), prompt: {quote(row.prompt)}",
+                  f"  - before (the SFT model, gold {row.before_gold:.3f}): {quote(row.before)}",
+                  f"  - after ({row.after_steps} steps, gold {row.after_gold:.3f}): {quote(row.after)}"]  # fmt: skip
+    return lines
