@@ -36,6 +36,7 @@ def test_minimum_detectable_difference_of_a_paired_test_is_the_closed_form(tmp_p
     (pair,) = pairwise_table(load_summaries([str(tmp_path)]).summaries).to_dict("records")
     assert pair["n"] == "3" and pair["mdd"] == pytest.approx((T975_DF2 + T80_DF2) * 0.1 / math.sqrt(3), rel=1e-5)
     assert pair["mdd"] == pytest.approx(0.30966, abs=1e-5)
+    assert pair["mdd_holm"] == pair["mdd"]  # a family of one: Holm changes nothing
 
 
 def test_seeds_for_a_difference_is_the_first_n_whose_mdd_reaches_it():
@@ -70,6 +71,10 @@ def test_the_verdict_is_holms(tmp_path):
     assert table.loc[("grpo", "ppo"), "p_value"] == pytest.approx(0.0351, abs=5e-4)
     assert (table["p_value"] < 0.05).sum() == 2
     assert table.loc[("grpo", "ppo"), "p_holm"] == pytest.approx(3 * table.loc[("grpo", "ppo"), "p_value"])
+    # the differences' sd is 0.05 for grpo - ppo: se 0.05/√3 on 2 df; Holm's strictest level over 3 tests is
+    # 0.05/3, so (t_{1-0.05/6, 2} + t_.8,2)·se = (7.648804 + 1.060660)·0.028868 = 0.25142 (0.15483 for one test)
+    assert table.loc[("grpo", "ppo"), "mdd_holm"] == pytest.approx(0.25142, abs=1e-5)
+    assert table.loc[("grpo", "ppo"), "mdd"] == pytest.approx((T975_DF2 + T80_DF2) * 0.05 / math.sqrt(3), rel=1e-5)
     assert (table["p_holm"] >= 0.05).all()
     assert table["winner"].str.startswith("no significant difference").all()
 

@@ -87,13 +87,17 @@ def describe_intervals(summary: pd.DataFrame, pairwise: pd.DataFrame) -> str:
 
 
 def detectable(pairwise: pd.DataFrame) -> list[str]:
-    """Per task, the smallest true difference its tests detect with 80 % power at α = 0.05: the range of `mdd`
-    over its pairs, at the n they have."""
+    """Per task, the smallest true difference its tests detect with 80 % power: at α = 0.05 for one comparison
+    (`mdd`) and at Holm's strictest level, α over the table's family (`mdd_holm`), the range over its pairs at
+    the n they have."""
     lines = []
+    span = lambda low, high: f"{low:.3f}" if math.isclose(low, high, rel_tol=0.005) else f"{low:.3f} to {high:.3f}"  # noqa: E731
     for task, of_task in pairwise.dropna(subset=["mdd"]).groupby("task", sort=True):
-        low, high, ns = of_task["mdd"].min(), of_task["mdd"].max(), ", ".join(sorted(of_task["n"].unique()))
-        span = f"{low:.3f}" if math.isclose(low, high, rel_tol=0.005) else f"{low:.3f} to {high:.3f}"
-        lines.append(f"{task}: at n = {ns}, a true difference in {of_task['metric'].iloc[0]} is detected with 80 % power (α = 0.05) from {span}.")
+        ns, family = ", ".join(sorted(of_task["n"].unique())), int(of_task["family"].iloc[0])
+        lines.append(f"{task}: at n = {ns}, a true difference in {of_task['metric'].iloc[0]} is detected with 80 % power "
+                     f"from {span(of_task['mdd'].min(), of_task['mdd'].max())} by one test at α = 0.05, and by the verdict "
+                     f"(Holm over the table's {family} tests, its strictest level α/{family}) from "
+                     f"{span(of_task['mdd_holm'].min(), of_task['mdd_holm'].max())}.")  # fmt: skip
     return lines
 
 

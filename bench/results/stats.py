@@ -94,7 +94,7 @@ def seeds_for(sd: float, difference: float, alpha: float = ALPHA, power: float =
 
 def no_verdict(n: str, diff: float, why: str) -> dict:
     """A test that was not run: no interval, no p, and the reason in the table (`reason`)."""
-    return {"n": n, "diff": diff, "ci95": math.nan, "p_value": math.nan, "mdd": math.nan, "reason": why}
+    return {"n": n, "diff": diff, "ci95": math.nan, "p_value": math.nan, "mdd": math.nan, "se": math.nan, "df": math.nan, "reason": why}
 
 
 def holm(p_values: pd.Series) -> pd.Series:
@@ -123,7 +123,8 @@ def welch(a: pd.Series, b: pd.Series) -> dict:
     test = stats.ttest_ind(a, b, equal_var=False)
     half = float(test.confidence_interval(1 - ALPHA).high - diff)
     se = half / stats.t.ppf(1 - ALPHA / 2, test.df)
-    return {"n": n, "diff": diff, "ci95": half, "p_value": float(test.pvalue), "mdd": minimum_detectable_difference(se, test.df), "reason": ""}
+    return {"n": n, "diff": diff, "ci95": half, "p_value": float(test.pvalue), "mdd": minimum_detectable_difference(se, test.df),
+            "se": se, "df": float(test.df), "reason": ""}  # fmt: skip
 
 
 def paired(a: pd.Series, b: pd.Series) -> dict:
@@ -139,7 +140,8 @@ def paired(a: pd.Series, b: pd.Series) -> dict:
         return no_verdict(f"{k}", float(d.mean()), "no verdict: zero variance")
     se = d.std(ddof=1) / math.sqrt(k)
     return {"n": f"{k}", "diff": float(d.mean()), "ci95": float(stats.t.ppf(1 - ALPHA / 2, k - 1) * se),
-            "p_value": float(stats.ttest_rel(a[shared], b[shared]).pvalue), "mdd": minimum_detectable_difference(se, k - 1), "reason": ""}  # fmt: skip
+            "p_value": float(stats.ttest_rel(a[shared], b[shared]).pvalue), "mdd": minimum_detectable_difference(se, k - 1),
+            "se": se, "df": float(k - 1), "reason": ""}  # fmt: skip
 
 
 def interpolate_at(curve: pd.DataFrame, x: str, y: str, at: float) -> float:

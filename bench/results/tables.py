@@ -9,7 +9,19 @@ import math
 import pandas as pd
 
 from bench.results.groups import distinguishing_keys, groups, label
-from bench.results.stats import ALPHA, PAIRED, coverage, group_interval, holm, interpolate_at, paired, stage_means, units, welch
+from bench.results.stats import (
+    ALPHA,
+    PAIRED,
+    coverage,
+    group_interval,
+    holm,
+    interpolate_at,
+    minimum_detectable_difference,
+    paired,
+    stage_means,
+    units,
+    welch,
+)
 
 FINAL_METRICS = [
     "eval/gold_reward", "eval/proxy_reward", "eval/kl_to_ref", "eval/win_rate_vs_sft",
@@ -161,7 +173,9 @@ def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.D
     stage seeds' means: per stage seed both groups start from the same SFT model and reward
     model, so the pairing removes that shared variance. Otherwise Welch's t compares each
     group's independent values (`units`). `n` is what the test used; `mdd` the smallest true difference that test
-    detects with 80 % power at α = 0.05 (before the correction: stats.py `minimum_detectable_difference`). Below 3
+    detects with 80 % power at α = 0.05 (one comparison: stats.py `minimum_detectable_difference`), `mdd_holm` the
+    same at α / family, the level Holm holds the smallest p-value to: a true difference of `mdd_holm` reaches the
+    corrected verdict with at least 80 % power whatever the other tests find (Bonferroni's bound on Holm). Below 3
     values a side, or with no spread at all, there is no p and the winner column says why (stats.py `MIN_N`)."""
     keys = distinguishing_keys(runs)
     rows = []
@@ -175,10 +189,11 @@ def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.D
                 name = f"Welch t ({unit_a})" if unit_a == unit_b else f"Welch t ({unit_a} vs {unit_b})"
                 test = welch(units(a, metric), units(b, metric))
             rows.append({"task": task, "a": label(ha), "b": label(hb), "metric": metric, "test": name, **test})
-    columns = ["task", "a", "b", "metric", "test", "n", "diff", "ci95", "mdd", "p_value", "p_holm", "family", "winner"]
-    table = pd.DataFrame(rows, columns=[*columns[:-3], "reason"])
+    columns = ["task", "a", "b", "metric", "test", "n", "diff", "ci95", "mdd", "mdd_holm", "p_value", "p_holm", "family", "winner"]
+    table = pd.DataFrame(rows, columns=[*columns[:-5], "p_value", "se", "df", "reason"])
     table["p_holm"] = holm(table["p_value"])
     table["family"] = int(table["p_value"].notna().sum())
+    table["mdd_holm"] = [minimum_detectable_difference(r.se, r.df, ALPHA / r.family) if r.family else math.nan for r in table.itertuples()]
     table["winner"] = [
         f"{r.reason} (n = {r.n})" if r.reason
         else (r.a if r.diff > 0 else r.b) if r.p_holm < ALPHA
