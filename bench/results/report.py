@@ -229,8 +229,8 @@ def write_results(runs: Runs, curves: pd.DataFrame, out: Path, sources: list[str
         "## Samples before and after",
         "",
         "One test prompt per algorithm (its run of the lowest stage seed and seed): the SFT model's completion at "
-        "compute 0 and the trained policy's at its last evaluation, on the evaluator's fixed sampling stream "
-        "(`samples.csv`; every logged sample: each run's `samples.jsonl`).",
+        "compute 0 and the trained policy's at its last evaluation, each on the evaluator's fixed stream for it (two "
+        "streams: independent draws) (`samples.csv`; every logged sample: each run's `samples.jsonl`).",
         "",
         *samples_markdown(tables["samples"]),
         "",

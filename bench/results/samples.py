@@ -1,8 +1,9 @@
 """What a policy writes before and after training: per group, one test prompt's completion by the SFT model (the
 run's evaluation at compute 0) and by the trained policy (its last evaluation), with their gold rewards.
 
-The evaluator samples every policy on one fixed stream (bench/evaluator.py), so runs of one stage seed show the
-SFT model's same completion in `before`: the rows of a task differ only in `after`."""
+The evaluator samples every policy on one fixed stream and the SFT model on another (the win rate's baseline,
+bench/evaluator.py), so runs of one stage seed show the SFT model's same completion in `before`, and `after` is an
+independent draw: a policy that did not move writes another sample of the SFT model's distribution."""
 
 from __future__ import annotations
 
@@ -48,11 +49,10 @@ def samples_table(summaries: pd.DataFrame) -> pd.DataFrame:
 
 
 def samples_markdown(table: pd.DataFrame) -> list[str]:
-    """Per row: the prompt, then the completion before and after with its gold reward."""
+    """Per task and prompt: the SFT model's completion once, then each algorithm's after training."""
     quote = lambda text: " ".join(text.split()) or "(empty)"  # noqa: E731  (one line: a newline would break the list)
     lines = []
-    for row in table.itertuples():
-        lines += [f"- **{row.algo}** on {row.task} (`{Path(row.run_dir).name}`), prompt: {quote(row.prompt)}",
-                  f"  - before (the SFT model, gold {row.before_gold:.3f}): {quote(row.before)}",
-                  f"  - after ({row.after_steps} steps, gold {row.after_gold:.3f}): {quote(row.after)}"]  # fmt: skip
+    for (task, prompt, before, before_gold), rows in table.groupby(["task", "prompt", "before", "before_gold"], sort=False):
+        lines += [f"- {task}, prompt `{quote(prompt)}`", f"  - the SFT model (gold {before_gold:.3f}): {quote(before)}"]
+        lines += [f"  - **{r.algo}** after {r.after_steps} steps (gold {r.after_gold:.3f}): {quote(r.after)}" for r in rows.itertuples()]
     return lines
