@@ -44,4 +44,8 @@ def test_one_row_per_group_from_its_lowest_stage_seed_and_seed(tmp_path):
     ])  # fmt: skip
     table = samples_table(runs)
     assert table[["algo", "after"]].values.tolist() == [["ppo", "zero"]]  # a diverged run's group has no row
-    assert samples_markdown(table) == ["- t, prompt `p`", "  - the SFT model (gold 0.000): sft", "  - **ppo** after 2 steps (gold 0.500): zero"]
+    assert samples_markdown(table) == [
+        "- t, prompt `p`",
+        "  - the SFT model (gold 0.000): sft",
+        "  - **ppo** after 2 steps (gold 0.500): zero",
+    ]

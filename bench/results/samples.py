@@ -54,5 +54,7 @@ def samples_markdown(table: pd.DataFrame) -> list[str]:
     lines = []
     for (task, prompt, before, before_gold), rows in table.groupby(["task", "prompt", "before", "before_gold"], sort=False):
         lines += [f"- {task}, prompt `{quote(prompt)}`", f"  - the SFT model (gold {before_gold:.3f}): {quote(before)}"]
-        lines += [f"  - **{r.algo}** after {r.after_steps} steps (gold {r.after_gold:.3f}): {quote(r.after)}" for r in rows.itertuples()]
+        lines += [
+            f"  - **{r.algo}** after {r.after_steps} steps (gold {r.after_gold:.3f}): {quote(r.after)}" for r in rows.itertuples()
+        ]
     return lines
