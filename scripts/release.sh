@@ -12,7 +12,8 @@
 #   3. six       RLOO, REINFORCE++ and best-of-N on the same tasks and seeds (with part 2: the six-way comparison)
 #   4. smollm2   the real-model verdict ($RELEASE_REAL: experiment=smollm2_cpu, SmolLM2-135M with LoRA in bf16):
 #                PPO, GRPO, DPO, RLOO each tuned by a short search ($RELEASE_TUNE_REAL, in part 1), their final
-#                runs on stage seeds $RELEASE_REAL_STAGE_SEEDS, and best-of-N on the same seeds
+#                runs on stage seeds $RELEASE_REAL_STAGE_SEEDS, and best-of-N on the same seeds; then one of them
+#                ($RELEASE_REAL_PRECISION_ALGO, GRPO) again in float32 on the same seeds: bf16's change at full size
 # then the tables and plots of each into $RELEASE_OUT (results/): tuned/<task>/, default/, six/, smollm2/, and
 # $RELEASE_OUT/README.md with the commit, the library versions, the wall time and how many parts it took.
 #
@@ -23,7 +24,7 @@
 # Environment: RELEASE_RUNS (where the runs go, results/runs), RELEASE_OUT (results), RELEASE_CONF (conf:
 # the checkout's; elsewhere, the comparisons read it through hydra.searchpath), RELEASE_TUNE (tune.* settings),
 # RELEASE_SEEDS (seed overrides of parts 2 and 3; empty: the default comparison's own), RELEASE_REAL, RELEASE_TUNE_REAL,
-# RELEASE_REAL_STAGE_SEEDS (part 4's setting, search and stage seeds).
+# RELEASE_REAL_STAGE_SEEDS, RELEASE_REAL_PRECISION_ALGO (part 4's setting, search, stage seeds, float32 rerun).
 # Every step is `python -m` from the checkout's root, so the release runs this checkout's code (a worktree
 # pinned at the release commit keeps releasing while another checkout changes bench/).
 set -euo pipefail
@@ -41,6 +42,7 @@ read -r -a seeds <<< "${RELEASE_SEEDS:-}"
 # rates of a pretrained model do not move it), best-of-N needs no search
 read -r -a real <<< "${RELEASE_REAL:-experiment=smollm2_cpu}"
 real_stage_seeds=${RELEASE_REAL_STAGE_SEEDS:-0,1,2}
+real_precision_algo=${RELEASE_REAL_PRECISION_ALGO:-grpo}
 read -r -a tune_real <<< "${RELEASE_TUNE_REAL:-tune.trials=6 tune.seeds=1 tune.defaults=false tune.algos=[ppo,grpo,dpo,rloo]}"
 dirty() { [ -n "$(git status --porcelain -- "$@")" ] && [ -z "${RELEASE_ALLOW_DIRTY:-}" ]; }
 if dirty bench conf pyproject.toml; then
@@ -80,6 +82,10 @@ python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "
 python -m bench.app algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
 # the protocol's final runs are the verdict's (seeds 1..K on stages the search never saw): best-of-N joins them
 python -m bench.app "${real[@]}" algo=best_of_n "stage_seed=$real_stage_seeds" seed=1 "hydra.sweep.dir=$runs/smollm2_best_of_n" "$@"
+# the same final runs of one algorithm in float32 (its tuned settings, the same seeds): bf16's change against the
+# stage seeds' spread, paired, at the real model's size (tests/test_precision.py checks it at the tiny one)
+python -m bench.app "${real[@]}" "algo=$real_precision_algo" precision=fp32 "stage_seed=$real_stage_seeds" seed=1 "${searchpath[@]}" \
+  "hydra.sweep.dir=$runs/smollm2_fp32" "$@"
 
 rm -rf "$out/tuned" "$out/default" "$out/six" "$out/smollm2"
 for task in sentiment arithmetic smollm2; do
@@ -88,6 +94,7 @@ done
 python -m bench.results "$runs/default" --out "$out/default"
 python -m bench.results "$runs/default" "$runs/six" --out "$out/six"
 python -m bench.results "$runs/tune/smollm2/final" "$runs/smollm2_best_of_n" --out "$out/smollm2"
+python -m bench.results "$runs/tune/smollm2/final/$real_precision_algo" "$runs/smollm2_fp32" --out "$out/smollm2/precision"
 python -m bench.results.release "$out" --commit "$commit" --runs "$runs" --parts "$parts" \
   --wall-s $(( spent + $(date +%s) - start )) --command "bash scripts/release.sh $*"
 find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name smollm2 ! -name runs ! -name README.md -exec rm -rf {} +

@@ -24,6 +24,7 @@ def _release(tmp_path: Path, cache: Path) -> subprocess.CompletedProcess:
         "RELEASE_TUNE": "tune.trials=1 tune.seeds=1 tune.stage_seeds=[0] tune.algos=[grpo]", "RELEASE_SEEDS": "stage_seed=0 seed=0",
         # the real-model part's steps at the tiny size: its search, final run and best-of-N
         "RELEASE_REAL": "task=sentiment", "RELEASE_REAL_STAGE_SEEDS": "0", "RELEASE_TUNE_REAL": "tune.trials=1 tune.seeds=1 tune.defaults=false tune.algos=[dpo]",
+        "RELEASE_REAL_PRECISION_ALGO": "dpo",
     }  # fmt: skip
     # the tiny model's 150 SFT steps answer no sum right: every arithmetic pair would be a tie, and dropped
     overrides = [o for o in TINY if not o.startswith("logger.")] + ["prefs.drop_ties=false", f"cache_dir={cache}"]
@@ -37,10 +38,12 @@ def test_release_writes_every_result_set_at_one_commit_and_reuses_its_runs(tmp_p
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     readme = (results / "README.md").read_text()
     assert f"at commit `{head}`" in readme and "in 1 part " in readme
-    for name in ("default", "six", "tuned/sentiment", "tuned/arithmetic", "smollm2", "tuned/smollm2"):
+    for name in ("default", "six", "tuned/sentiment", "tuned/arithmetic", "smollm2", "smollm2/precision", "tuned/smollm2"):
         assert f"]({name}/README.md)" in readme, name
         assert (results / name / "README.md").exists() and f"`{head}`" in (results / name / "README.md").read_text(), name
     assert (results / "default" / "aggregate.csv").exists()  # two tasks: the aggregate across them
+    precision = pd.read_csv(results / "smollm2" / "precision" / "summary.csv")
+    assert sorted(precision["precision"]) == ["auto", "fp32"]  # the final run and its float32 rerun, one row each
     # the default comparison runs grpo at the settings the protocol tuned, the others at their defaults
     for task in ("sentiment", "arithmetic"):
         tuned = OmegaConf.load(tmp_path / "conf" / "tuned" / "tiny" / task / "grpo.yaml")

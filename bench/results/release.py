@@ -29,6 +29,7 @@ SETS = {
     "tuned/sentiment": "the tuning protocol on sentiment: each algorithm tuned against its defaults",
     "tuned/arithmetic": "the tuning protocol on arithmetic",
     "smollm2": "the real-model verdict: PPO, GRPO, DPO, RLOO (each at its tuned settings) and best-of-N on SmolLM2-135M-Instruct, LoRA in bf16, on this CPU (experiment=smollm2_cpu)",
+    "smollm2/precision": "bf16 against float32 on the real model: the verdict's GRPO runs again in float32, paired by stage seed",
     "tuned/smollm2": "the tuning protocol on the real model: a short search per algorithm",
 }
 
