@@ -44,6 +44,15 @@ read -r -a real <<< "${RELEASE_REAL:-experiment=smollm2_cpu}"
 real_stage_seeds=${RELEASE_REAL_STAGE_SEEDS:-0,1,2}
 real_precision_algo=${RELEASE_REAL_PRECISION_ALGO:-grpo}
 read -r -a tune_real <<< "${RELEASE_TUNE_REAL:-tune.trials=6 tune.seeds=1 tune.defaults=false tune.algos=[ppo,grpo,dpo,rloo]}"
+# best-of-N and the float32 rerun run on the finals' seeds: trainer seed 1 (tune.seeds=1) on those stage seeds
+case " ${tune_real[*]} " in
+  *" tune.seeds=1 "*) ;;
+  *) echo "release: RELEASE_TUNE_REAL must keep tune.seeds=1 (part 4 pairs best-of-N and float32 with trainer seed 1)" >&2; exit 2 ;;
+esac
+case " ${tune_real[*]} " in
+  *"tune.algos=["*"$real_precision_algo"*) ;;
+  *) echo "release: RELEASE_REAL_PRECISION_ALGO=$real_precision_algo is not one of RELEASE_TUNE_REAL's tune.algos" >&2; exit 2 ;;
+esac
 dirty() { [ -n "$(git status --porcelain -- "$@")" ] && [ -z "${RELEASE_ALLOW_DIRTY:-}" ]; }
 if dirty bench conf pyproject.toml; then
   echo "release: bench/, conf/ or pyproject.toml differ from the commit; a release is one commit's numbers: commit first" >&2
@@ -81,7 +90,8 @@ fi
 python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
 python -m bench.app algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
 # the protocol's final runs are the verdict's (seeds 1..K on stages the search never saw): best-of-N joins them
-python -m bench.app "${real[@]}" algo=best_of_n "stage_seed=$real_stage_seeds" seed=1 "hydra.sweep.dir=$runs/smollm2_best_of_n" "$@"
+python -m bench.app "${real[@]}" algo=best_of_n "stage_seed=$real_stage_seeds" seed=1 "${searchpath[@]}" \
+  "hydra.sweep.dir=$runs/smollm2_best_of_n" "$@"
 # the same final runs of one algorithm in float32 (its tuned settings, the same seeds): bf16's change against the
 # stage seeds' spread, paired, at the real model's size (tests/test_precision.py checks it at the tiny one)
 python -m bench.app "${real[@]}" "algo=$real_precision_algo" precision=fp32 "stage_seed=$real_stage_seeds" seed=1 "${searchpath[@]}" \

@@ -11,6 +11,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from bench.algos.grpo import GRPOConfig
+from bench.results import load_summaries
+from bench.results.groups import distinguishing_keys
 from bench.results.release import rebuilt_stages, same_code_as
 from tests.conftest import TINY
 
@@ -42,8 +44,11 @@ def test_release_writes_every_result_set_at_one_commit_and_reuses_its_runs(tmp_p
         assert f"]({name}/README.md)" in readme, name
         assert (results / name / "README.md").exists() and f"`{head}`" in (results / name / "README.md").read_text(), name
     assert (results / "default" / "aggregate.csv").exists()  # two tasks: the aggregate across them
-    precision = pd.read_csv(results / "smollm2" / "precision" / "summary.csv")
-    assert sorted(precision["precision"]) == ["auto", "fp32"]  # the final run and its float32 rerun, one row each
+    # the float32 rerun reads the tuned file where the final run took the search's values: only precision differs
+    precision = load_summaries([str(tmp_path / "runs" / p) for p in ("tune/smollm2/final/dpo", "smollm2_fp32")]).summaries
+    assert distinguishing_keys(precision) == ["precision"]
+    assert sorted(s["precision"] for s in precision["settings"]) == ["auto", "fp32"]
+    assert precision["stage_seed"].tolist() == [0, 0] and precision["seed"].tolist() == [1, 1]
     # the default comparison runs grpo at the settings the protocol tuned, the others at their defaults
     for task in ("sentiment", "arithmetic"):
         tuned = OmegaConf.load(tmp_path / "conf" / "tuned" / "tiny" / task / "grpo.yaml")

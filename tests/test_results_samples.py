@@ -34,18 +34,26 @@ def test_the_same_prompt_before_training_and_at_the_last_evaluation(tmp_path):
     assert before_after(tmp_path / "missing") is None
 
 
-def test_one_row_per_group_from_its_lowest_stage_seed_and_seed(tmp_path):
-    for name, completion in (("ss0_s1", "zero"), ("ss1_s0", "one")):
+def test_one_row_per_group_from_its_lowest_stage_seed_and_seed_named_by_its_settings(tmp_path):
+    for name, completion in (("ss0_s1", "zero"), ("ss1_s0", "one"), ("fp32", "float")):
         _write_samples(tmp_path / name, [(0.0, 0, [("p", "sft", 0.0)]), (1.0, 2, [("p", completion, 0.5)])])
+    bf16, fp32 = {"precision": "bf16"}, {"precision": "fp32"}
     runs = pd.DataFrame([
-        {"task": "t", "algo": "ppo", "group": "g", "stage_seed": 1, "seed": 0, "status": "finished", "run_dir": str(tmp_path / "ss1_s0")},
-        {"task": "t", "algo": "ppo", "group": "g", "stage_seed": 0, "seed": 1, "status": "finished", "run_dir": str(tmp_path / "ss0_s1")},
-        {"task": "t", "algo": "dpo", "group": "h", "stage_seed": 0, "seed": 0, "status": "diverged", "run_dir": str(tmp_path / "ss0_s1")},
+        {"task": "t", "algo": "ppo", "group": "g", "settings": bf16, "stage_seed": 1, "seed": 0, "status": "finished", "run_dir": str(tmp_path / "ss1_s0")},
+        {"task": "t", "algo": "ppo", "group": "g", "settings": bf16, "stage_seed": 0, "seed": 1, "status": "finished", "run_dir": str(tmp_path / "ss0_s1")},
+        {"task": "t", "algo": "ppo", "group": "h", "settings": fp32, "stage_seed": 0, "seed": 1, "status": "finished", "run_dir": str(tmp_path / "fp32")},
+        {"task": "t", "algo": "dpo", "group": "i", "settings": {}, "stage_seed": 0, "seed": 0, "status": "diverged", "run_dir": str(tmp_path / "ss0_s1")},
     ])  # fmt: skip
     table = samples_table(runs)
-    assert table[["algo", "after"]].values.tolist() == [["ppo", "zero"]]  # a diverged run's group has no row
+    assert table[["label", "after"]].values.tolist() == [
+        ["ppo precision=bf16", "zero"],
+        ["ppo precision=fp32", "float"],
+    ]  # no row: a diverged group
     assert samples_markdown(table) == [
         "- t, prompt `p`",
         "  - the SFT model (gold 0.000): sft",
-        "  - **ppo** after 2 steps (gold 0.500): zero",
+        "  - **ppo precision=bf16** at step 2 (gold 0.500): zero",
+        "  - **ppo precision=fp32** at step 2 (gold 0.500): float",
     ]
+    table.loc[0, "before_gold"] = float("nan")  # a failed judge: its block is shown, not dropped
+    assert "  - the SFT model (gold nan): sft" in samples_markdown(table)

@@ -3,7 +3,8 @@ every run of the release was computed by the code of one commit, C, and writes O
 library versions, the wall time and parts it took, and a link to each result set.
 
 A run reused from an earlier commit T counts as C's when T's code is C's (`git diff T C -- bench pyproject.toml`
-is empty, `bench/results/` aside: it reads runs and computes none of them, and the tables are C's): what else
+is empty, `bench/results/` aside: it reads runs and computes none of them, and the tables are C's; the tuning
+protocol picks its best trial with it, and what it picked is in the final runs' configs and conf/tuned): what else
 differs is configuration (conf/, e.g. the tuned settings committed after a protocol ran), and a run is reused only
 under the same resolved config (its identity) and execution. The README names such
 commits; a run of any other commit fails the release, and so do two runs of one stage seed that read stages
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         provenance(runs),
         *([f"Commits {', '.join(f'`{c}`' for c in sorted(same_code - {args.commit}))} have the code of `{args.commit}` "
-           "(bench/ and pyproject.toml unchanged; their runs are reused under the same resolved config)."] if len(same_code) > 1 else []),
+           "(bench/ but the results tool, and pyproject.toml, unchanged; their runs are reused under the same resolved config)."] if len(same_code) > 1 else []),
         "",
         *[f"- [{name}/]({name}/README.md): {what}" for name, what in SETS.items() if (out / name / "README.md").exists()],
     ]

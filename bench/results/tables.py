@@ -175,7 +175,9 @@ def pairwise_table(runs: pd.DataFrame, metric: str = "eval/gold_reward") -> pd.D
     group's independent values (`units`). `n` is what the test used; `mdd` the smallest true difference that test
     detects with 80 % power at α = 0.05 (one comparison: stats.py `minimum_detectable_difference`), `mdd_holm` the
     same at α / family, the level Holm holds the smallest p-value to: a true difference of `mdd_holm` reaches the
-    corrected verdict with at least 80 % power whatever the other tests find (Bonferroni's bound on Holm). Below 3
+    corrected verdict whatever the other tests find (Bonferroni's bound on Holm) with 80 % power by the closed
+    form, which runs small at few stage seeds and small α (the exact one, statsmodels' TTestPower, is within 2 %
+    of it at 16 stage seeds and α/10, 6 % at 5, 18 % at 3). Below 3
     values a side, or with no spread at all, there is no p and the winner column says why (stats.py `MIN_N`)."""
     keys = distinguishing_keys(runs)
     rows = []
