@@ -91,3 +91,25 @@ def test_a_run_from_a_commit_that_changed_only_the_results_tool_is_the_release_c
         commits.append(git("rev-parse", "HEAD"))
     assert same_code_as(commits[0], commits[1]) and same_code_as(commits[0], commits[2])
     assert not same_code_as(commits[2], commits[3]) and not same_code_as(commits[3], commits[4])
+
+
+def test_new_tuned_settings_stop_the_release_before_the_comparisons(tmp_path):
+    """Part 1 writes conf/tuned in the checkout (the published case): the release stops with exit 3 and says to
+    commit them, before any comparison runs. `python` is a stand-in that only writes a tuned file, so this tests
+    the script's gate, not the protocol (the test above runs that)."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    (repo / "scripts" / "release.sh").write_text((ROOT / "scripts" / "release.sh").read_text())  # this checkout's script
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(
+        '#!/bin/bash\n[ "$1 $2" = "-m bench.tune" ] || { echo "ran: $*" >> ran.log; exit 0; }\n'
+        'mkdir -p conf/tuned/small/sentiment && echo "lr: 1.0e-3" > conf/tuned/small/sentiment/grpo.yaml\n'
+    )  # fmt: skip
+    (bin_dir / "python").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASE_")} | {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    stopped = subprocess.run(["bash", "scripts/release.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 3, stopped.stderr
+    assert "wrote new tuned settings" in stopped.stderr and "commit them" in stopped.stderr
+    assert not (repo / "ran.log").exists()  # no comparison, no results
+    assert (repo / "results" / "runs" / "parts").read_text().strip() == "1"
