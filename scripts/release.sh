@@ -18,7 +18,7 @@
 # $RELEASE_OUT/README.md with the commit, the library versions, the wall time and how many parts it took.
 #
 # Where part 1 writes tuned settings that differ from the committed ones, the release stops (exit 3): commit
-# them (and the seeds, from `python scripts/power.py <runs>/tune/*/final`), then run the same command again.
+# them (and the seeds, from `python scripts/power.py <runs>/tune/{sentiment,arithmetic}/final`), then run the same command again.
 # Stopped (Ctrl-C, a killed session) and started again with the same command, it reuses every finished run
 # by its identity and resumes the killed ones from their checkpoints: a release may take several sessions.
 # Environment: RELEASE_RUNS (where the runs go, results/runs), RELEASE_OUT (results), RELEASE_CONF (conf:
@@ -84,7 +84,7 @@ python -m bench.tune "${real[@]}" "${tune_real[@]}" "tune.stage_seeds=[$real_sta
   "tune.conf_dir=$conf" "$@"
 if dirty conf/tuned; then
   echo "release: the tuning protocol wrote new tuned settings (git status conf/tuned): commit them, and the seeds" \
-       "scripts/power.py chooses from $runs/tune/*/final, then run the same command again" >&2
+       "scripts/power.py chooses from $runs/tune/{sentiment,arithmetic}/final (the built-in tasks: the default comparison's), then run the same command again" >&2
   exit 3
 fi
 python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
