@@ -39,7 +39,7 @@ def samples_table(summaries: pd.DataFrame) -> pd.DataFrame:
     """One row per group, named as the other tables name it (`label`: its algorithm and distinguishing settings):
     its finished run of the lowest stage seed and seed (the same prompt for every group of a task that has that
     run's stage seed)."""
-    finished = summaries[summaries["status"] == "finished"].sort_values(["stage_seed", "seed", "run_dir"])
+    finished = summaries[summaries["status"] == "finished"]
     rows = []
     for header, runs in groups(finished, distinguishing_keys(finished)):
         for run_dir in runs.sort_values(["stage_seed", "seed", "run_dir"])["run_dir"]:
