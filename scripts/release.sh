@@ -15,7 +15,8 @@
 #                runs on stage seeds $RELEASE_REAL_STAGE_SEEDS, and best-of-N on the same seeds; then one of them
 #                ($RELEASE_REAL_PRECISION_ALGO, GRPO) again in float32 on the same seeds: bf16's change at full size
 # then the tables and plots of each into $RELEASE_OUT (results/): tuned/<task>/, default/, six/, smollm2/, and
-# $RELEASE_OUT/README.md with the commit, the library versions, the wall time and how many parts it took.
+# $RELEASE_OUT/README.md with the commit, the library versions, the wall time and how many parts it took; last,
+# the README's headline section from them (bench/results/headline.py).
 #
 # Where part 1 writes tuned settings that differ from the committed ones, the release stops (exit 3): commit
 # them (and the seeds, from `python scripts/power.py <runs>/tune/{sentiment,arithmetic}/final`), then run the same command again.
@@ -107,4 +108,6 @@ python -m bench.results "$runs/tune/smollm2/final" "$runs/smollm2_best_of_n" --o
 python -m bench.results "$runs/tune/smollm2/final/$real_precision_algo" "$runs/smollm2_fp32" --out "$out/smollm2/precision"
 python -m bench.results.release "$out" --commit "$commit" --runs "$runs" --parts "$parts" \
   --wall-s $(( spent + $(date +%s) - start )) --command "bash scripts/release.sh $*"
-find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name smollm2 ! -name runs ! -name README.md -exec rm -rf {} +
+find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name smollm2 ! -name runs ! -name README.md ! -name release.json -exec rm -rf {} +
+# the README's headline section, from these result sets (RELEASE_README: another README, the tests')
+python -m bench.results.headline "$out" --readme "${RELEASE_README:-README.md}"

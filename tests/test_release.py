@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _release(tmp_path: Path, cache: Path) -> subprocess.CompletedProcess:
+    readme = tmp_path / "README.md"  # the headline goes into a copy of the project's README, never the checkout's
+    if not readme.exists():
+        readme.write_text((ROOT / "README.md").read_text())
     env = os.environ | {
+        "RELEASE_README": str(readme),
         "RELEASE_RUNS": str(tmp_path / "runs"), "RELEASE_OUT": str(tmp_path / "results"), "RELEASE_ALLOW_DIRTY": "1",
         "RELEASE_CONF": str(tmp_path / "conf"),
         "RELEASE_TUNE": "tune.trials=1 tune.seeds=1 tune.stage_seeds=[0] tune.algos=[grpo]", "RELEASE_SEEDS": "stage_seed=0 seed=0",
@@ -44,6 +48,10 @@ def test_release_writes_every_result_set_at_one_commit_and_reuses_its_runs(tmp_p
         assert f"]({name}/README.md)" in readme, name
         assert (results / name / "README.md").exists() and f"`{head}`" in (results / name / "README.md").read_text(), name
     assert (results / "default" / "aggregate.csv").exists()  # two tasks: the aggregate across them
+    headline = (tmp_path / "README.md").read_text()
+    assert f"at commit `{head[:7]}`" in headline and "(results/default/README.md)" in headline
+    for section in ("Which wins where", "Six algorithms", "Tuned against untuned", "The real model", "bf16 against float32"):
+        assert section in headline, section
     # the float32 rerun reads the tuned file where the final run took the search's values: only precision differs
     precision = load_summaries([str(tmp_path / "runs" / p) for p in ("tune/smollm2/final/dpo", "smollm2_fp32")]).summaries
     assert distinguishing_keys(precision) == ["precision"]

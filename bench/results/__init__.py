@@ -8,6 +8,7 @@
     tuning    the tuning protocol: best configuration of a search, tuned table, tuning compute
     plots     per task: gold reward vs compute, reward-KL frontier, proxy vs gold
     report    writes everything (CSV, Markdown, LaTeX, PNG/PDF, README) to one directory
+    release   a release: its one-commit check and results/README.md; headline: the README section from it
     cli       `rlhf-bench-results`
 
 A row of every table is one **group**: the runs whose result-changing config is the same

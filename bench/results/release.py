@@ -1,6 +1,7 @@
 """`python -m bench.results.release OUT --commit C --runs DIR ...`: the last step of scripts/release.sh. Checks that
 every run of the release was computed by the code of one commit, C, and writes OUT/README.md: that commit, the
-library versions, the wall time and parts it took, and a link to each result set.
+library versions, the wall time and parts it took, and a link to each result set; and OUT/release.json, the
+same facts for the README's headline (bench/results/headline.py).
 
 A run reused from an earlier commit T counts as C's when T's code is C's (`git diff T C -- bench pyproject.toml`
 is empty, `bench/results/` aside: it reads runs and computes none of them, and the tables are C's; the tuning
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.results.headline import RELEASE
 from bench.results.load import load_summaries
 from bench.results.report import provenance
 from bench.rundir import SUMMARY
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         *[f"- [{name}/]({name}/README.md): {what}" for name, what in SETS.items() if (out / name / "README.md").exists()],
     ]
     (out / "README.md").write_text("\n".join(lines) + "\n")
+    record = {"commit": args.commit, "runs": len(runs), "wall_s": args.wall_s, "parts": args.parts, "command": args.command}
+    (out / RELEASE).write_text(json.dumps(record, indent=1) + "\n")
     print(f"release: {out}/README.md, commit {args.commit}, {len(runs)} runs")
     return 0
 
