@@ -2,6 +2,7 @@
 the README is left as it was, and what is not a release, or a README without the markers, is refused untouched."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 README = f"# title\n\nbefore\n\n{BEGIN}\n\nold numbers\n\n{END}\n\nafter\n"
 
 
-def _release(root: Path) -> Path:
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
     """A release's results holding the default comparison only: ppo and grpo on two tasks (test_verdicts' sweep:
     normalised means 0.51 and 0.26)."""
+    root = tmp_path_factory.mktemp("release")
     _two_task_sweep(root / "sweep")
     out = root / "results"
     assert results_main([str(root / "sweep"), "--out", str(out / "default")]) == 0
@@ -25,9 +28,9 @@ def _release(root: Path) -> Path:
     return out
 
 
-def test_the_headline_holds_the_release_and_its_tables_numbers_and_nothing_else_changes(tmp_path):
-    out = _release(tmp_path)
-    readme = tmp_path / "README.md"
+def test_the_headline_holds_the_release_and_its_tables_numbers_and_nothing_else_changes(release):
+    out = release
+    readme = release.parent / "README.md"  # beside results/, as the project's is
     readme.write_text(README)
     assert main([str(out), "--readme", str(readme)]) == 0
     text = readme.read_text()
@@ -44,8 +47,8 @@ def test_the_headline_holds_the_release_and_its_tables_numbers_and_nothing_else_
     assert main([str(out), "--readme", str(readme)]) == 0 and readme.read_text() == text  # rewriting is idempotent
 
 
-def test_what_is_not_a_release_or_a_readme_without_the_markers_is_refused_untouched(tmp_path, capsys):
-    out = _release(tmp_path)
+def test_what_is_not_a_release_or_a_readme_without_the_markers_is_refused_untouched(release, tmp_path, capsys):
+    out = Path(shutil.copytree(release, tmp_path / "results"))
     readme = tmp_path / "README.md"
     readme.write_text("# title\n\nno markers\n")
     assert main([str(out), "--readme", str(readme)]) == 2
