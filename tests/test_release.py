@@ -49,7 +49,7 @@ def test_release_writes_every_result_set_at_one_commit_and_reuses_its_runs(tmp_p
         assert (results / name / "README.md").exists() and f"`{head}`" in (results / name / "README.md").read_text(), name
     assert (results / "default" / "aggregate.csv").exists()  # two tasks: the aggregate across them
     headline = (tmp_path / "README.md").read_text()
-    assert f"at commit `{head[:7]}`" in headline and "(results/default/README.md)" in headline
+    assert f"at commit `{head}`" in headline and "(results/default/README.md)" in headline and "nan" not in headline
     for section in ("Which wins where", "Six algorithms", "Tuned against untuned", "The real model", "bf16 against float32"):
         assert section in headline, section
     # the float32 rerun reads the tuned file where the final run took the search's values: only precision differs

@@ -9,56 +9,61 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from bench.results.report import detectable
-from bench.results.tables import sft_spread
+from bench.results.release import RECORD, SETS, describe
+from bench.results.report import _count, detectable
+from bench.results.tables import _cell, bracketed, markdown, sft_spread
 from bench.results.tuning import rankings
 
-BEGIN = "<!-- headline: written by `python -m bench.results.headline` from the release in results/; edits here are overwritten -->"
+BEGIN = "<!-- headline: written by `python -m bench.results.headline` from the release in results/; edits are overwritten -->"
 END = "<!-- headline end -->"
-RELEASE = "release.json"
-"""What release.py records of the release: commit, runs, wall_s, parts, command."""
+SCORES = ["gold reward", "KL to ref", "win rate vs SFT", "train s"]
+"""The paper table's columns the headline shows: the verdict's metric, what it cost in KL and in seconds."""
 
 
-def _read(out: Path, name: str) -> pd.DataFrame:
+def _read(out: Path, name: str, **kwargs) -> pd.DataFrame:
     path = out / f"{name}.csv"
-    return pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
-
-
-def _interval(mean: float, low: float, high: float) -> str:
-    return f"{mean:.3f}" if math.isnan(low) else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+    # an empty table is written as a bare newline, which pandas refuses to read
+    return pd.read_csv(path, **kwargs) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
 
 
 def _p(p: float) -> str:
-    return "" if math.isnan(p) else f"{p:.2g}" if p >= 0.001 else "< 0.001"
+    """Three significant digits: two would round 0.0496 onto the 0.05 line the verdict is drawn at."""
+    return "" if math.isnan(p) else "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
-def _md(df: pd.DataFrame) -> str:
-    return df.astype(object).where(df.notna(), "").to_markdown(index=False)
+def _listed(names) -> str:
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _groups(paper: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
+    """The paper table's group columns (task, algo and any settings that tell two groups apart), n, what the
+    interval covers, then `scores`."""
+    head = list(paper.columns[: paper.columns.get_loc("n")])
+    return paper[head + ["n", "covers"] + [c for c in scores if c in paper]]
 
 
 def _verdicts(pairwise: pd.DataFrame) -> list[str]:
-    """The pairwise table as the headline shows it: a − b with its interval, Holm's p, the verdict, then per task
-    the smallest difference the tests detect."""
+    """The pairwise table as the headline shows it (a − b, its 95 % interval, Holm's p, the verdict), then per
+    task the smallest difference its tests detect."""
     if pairwise.empty:
         return []
     shown = pd.DataFrame({
         "task": pairwise["task"], "a − b": pairwise["a"] + " − " + pairwise["b"],
-        "difference": [f"{d:+.3f} ± {c:.3f}" for d, c in zip(pairwise["diff"], pairwise["ci95"])],
-        "n": pairwise["n"], "p (Holm)": pairwise["p_holm"].map(_p), "verdict": pairwise["winner"],
+        "difference (95 % CI)": [_cell(d, c, 3) for d, c in zip(pairwise["diff"], pairwise["ci95"])],
+        "test": pairwise["test"], "n": pairwise["n"], "p (Holm)": pairwise["p_holm"].map(_p), "verdict": pairwise["winner"],
     })  # fmt: skip
     family = int(pairwise["family"].iloc[0])
-    return [f"Pairwise tests: {pairwise['test'].iloc[0]}, Holm's correction over the table's {family} tests, a winner "
-            "where its p < 0.05.", "", _md(shown), "", *[f"- {line}" for line in detectable(pairwise.astype({"n": str}))], ""]  # fmt: skip
-
-
-def _scores(paper: pd.DataFrame) -> str:
-    columns = ["task", "algo", *[c for c in ("gold reward", "KL to ref", "win rate vs SFT", "train s") if c in paper], "n", "covers"]
-    return _md(paper[columns])
+    holm = (f"Holm's correction over the table's {_count(family, 'test')}; a winner where its adjusted p is below 0.05" if family
+            else "no pair had the seeds for a test")  # fmt: skip
+    return [f"Pairwise (n: the stage seeds a paired test shares, or each side's units for Welch's; {holm}):", "",
+            markdown(shown), "", *[f"- {line}" for line in detectable(pairwise)], ""]  # fmt: skip
 
 
 def _aggregate(aggregate: pd.DataFrame) -> list[str]:
@@ -67,34 +72,34 @@ def _aggregate(aggregate: pd.DataFrame) -> list[str]:
     aggregate = aggregate.sort_values("IQM", ascending=False)
     shown = pd.DataFrame({
         "algo": aggregate["algo"],
-        "IQM [95 % CI]": [_interval(*r) for r in aggregate[["IQM", "IQM low", "IQM high"]].itertuples(index=False)],
-        "mean [95 % CI]": [_interval(*r) for r in aggregate[["mean", "mean low", "mean high"]].itertuples(index=False)],
+        "IQM [95 % CI]": [bracketed(*r) for r in aggregate[["IQM", "IQM low", "IQM high"]].itertuples(index=False)],
+        "mean [95 % CI]": [bracketed(*r) for r in aggregate[["mean", "mean low", "mean high"]].itertuples(index=False)],
         "n per task": aggregate["n per task"],
     })  # fmt: skip
-    return [_md(shown), ""]
+    return [f"Across the {int(aggregate['tasks'].iloc[0])} tasks, each run normalised by its own SFT model (0) and the "
+            "task's best score (1): the interquartile mean (IQM) and the mean, with stratified bootstrap 95 % intervals "
+            "over the stage seeds:", "", markdown(shown), ""]  # fmt: skip
 
 
 def _default_section(out: Path, at: str) -> list[str]:
     where = out / "default"
-    if not where.is_dir():
+    paper = _read(where, "paper")
+    if paper.empty:
         return []
-    sft = _read(where, "sft")
     return [
         "### Which wins where: the default comparison",
         "",
-        f"PPO, GRPO and DPO at their tuned settings (a plain `rlhf-bench`), on both built-in tasks; "
-        f"mean ± 95 % interval over the stage seeds ([{at}/default/]({at}/default/README.md)). The gold reward is the "
-        "hidden judge's score on the test prompts; on arithmetic it is the accuracy.",
+        f"{_listed(sorted(paper['algo'].unique()))} at their tuned settings (a plain `rlhf-bench`) on "
+        f"{_listed(sorted(paper['task'].unique()))}; mean ± 95 % interval over what `covers` says "
+        f"([{at}/default/]({at}/default/README.md)). The gold reward is the hidden judge's score on the test prompts"
+        + ("; on arithmetic it is the accuracy." if "arithmetic" in set(paper["task"]) else "."),
         "",
-        _scores(_read(where, "paper")),
+        markdown(_groups(paper, SCORES)),
         "",
-        *[f"- {line}" for line in sft_spread(sft)],
-        "",
-        "Across the two tasks, each run normalised by its own SFT model (0) and the task's best score (1); IQM and "
-        "mean with stratified bootstrap 95 % intervals over the stage seeds:",
+        *[f"- {line}" for line in sft_spread(_read(where, "sft"))],
         "",
         *_aggregate(_read(where, "aggregate")),
-        *_verdicts(_read(where, "pairwise")),
+        *_verdicts(_read(where, "pairwise", dtype={"n": str})),  # "3", or "3 vs 4" for Welch's
     ]
 
 
@@ -105,31 +110,31 @@ def _six_section(out: Path, at: str) -> list[str]:
     return [
         "### Six algorithms on the same seeds",
         "",
-        f"RLOO, REINFORCE++ and best-of-N beside them, normalised as above ([{at}/six/]({at}/six/README.md): "
-        "per task, the pairwise tests and the probability of improvement of each pair):",
+        f"RLOO, REINFORCE++ and best-of-N beside them ([{at}/six/]({at}/six/README.md): per task, the pairwise tests "
+        "and the probability of improvement of each pair).",
         "",
         *_aggregate(aggregate),
     ]
 
 
 def _tuned_section(out: Path, at: str) -> list[str]:
-    tasks = [t for t in ("sentiment", "arithmetic") if not _read(out / "tuned" / t, "tuned").empty]
-    if not tasks:
-        return []
-    lines = ["### Tuned against untuned", ""]
-    for task in tasks:
-        tuned = _read(out / "tuned" / task, "tuned")
-        cell = lambda rows: "" if rows.empty or math.isnan(rows["test"].iloc[0]) else f"{rows['test'].iloc[0]:.3f} ± {rows['test ±'].iloc[0]:.3f}"  # noqa: E731
+    lines = []
+    for name in [s for s in SETS if s.startswith("tuned/") and s != "tuned/smollm2"]:
+        tuned = _read(out / name, "tuned")
+        if tuned.empty:
+            continue
         rows = []
         for algo, of_algo in tuned.groupby("algo", sort=True):
-            best = of_algo[of_algo["setting"] == "tuned"]
-            rows.append({"algo": algo, "trials": int(best["trials"].iloc[0]), "best (searched)": best["best"].iloc[0],
-                         "test, tuned": cell(best), "test, defaults": cell(of_algo[of_algo["setting"] == "default"]),
-                         "n": int(best["n"].iloc[0])})  # fmt: skip
-        lines += [f"**{task}** ([{at}/tuned/{task}/]({at}/tuned/{task}/README.md), {tuned['test metric'].iloc[0]} on the test "
-                  "prompts, mean ± 95 % interval over the stage seeds):", "", _md(pd.DataFrame(rows)), ""]  # fmt: skip
-        lines += [f"- {line}" for line in rankings(tuned)] + [""]
-    return lines
+            setting = {s: of_algo[of_algo["setting"] == s] for s in ("tuned", "default")}
+            row = {"algo": algo, "trials": int(setting["tuned"]["trials"].iloc[0]), "best (searched)": setting["tuned"]["best"].iloc[0]}
+            for s, rows_of in setting.items():
+                row[f"test, {s}"] = _cell(rows_of["test"].iloc[0], rows_of["test ±"].iloc[0], 3) if len(rows_of) else ""
+                row[f"covers, {s}"] = rows_of["covers"].iloc[0] if len(rows_of) else ""
+            rows.append(row)
+        lines += [f"**{name.removeprefix('tuned/')}** ([{at}/{name}/]({at}/{name}/README.md); {tuned['test metric'].iloc[0]} "
+                  "on the test prompts, mean ± 95 % interval over what `covers` says):", "", markdown(pd.DataFrame(rows)), "",
+                  *[f"- {line}" for line in rankings(tuned)], ""]  # fmt: skip
+    return ["### Tuned against untuned", "", *lines] if lines else []
 
 
 def _real_section(out: Path, at: str) -> list[str]:
@@ -139,42 +144,43 @@ def _real_section(out: Path, at: str) -> list[str]:
         return []
     tuned = _read(out / "tuned" / "smollm2", "tuned")
     if not tuned.empty:
+        # an algorithm's searched configuration names its row only where the set holds one group of it
         best = tuned[tuned["setting"] == "tuned"].set_index("algo")["best"]
-        paper = paper.assign(**{"tuned (searched)": paper["algo"].map(best).fillna("")})
-    columns = ["algo", *[c for c in ("tuned (searched)", "gold reward", "KL to ref", "win rate vs SFT", "train s") if c in paper], "n"]
+        one_group = ~paper["algo"].duplicated(keep=False)
+        paper = paper.assign(**{"tuned (searched)": paper["algo"].map(best).where(one_group).fillna("")})
     lines = [
         "### The real model: SmolLM2-135M-Instruct",
         "",
         f"`experiment=smollm2_cpu` ([{at}/smollm2/]({at}/smollm2/README.md), with samples before and after): the policy "
-        f"trained through LoRA in bf16 on `{paper['task'].iloc[0]}`, each algorithm at the learning rate its search chose "
-        f"([{at}/tuned/smollm2/]({at}/tuned/smollm2/README.md)); mean ± 95 % interval over the stage seeds.",
+        f"trained through LoRA in bf16 on `{paper['task'].iloc[0]}`, each algorithm at the configuration its search chose "
+        f"([{at}/tuned/smollm2/]({at}/tuned/smollm2/README.md)); mean ± 95 % interval over what `covers` says.",
         "",
-        _md(paper[columns]),
+        markdown(_groups(paper, ["tuned (searched)", *SCORES])),
         "",
-        *_verdicts(_read(where, "pairwise")),
+        *_verdicts(_read(where, "pairwise", dtype={"n": str})),
     ]
-    precision = _read(where / "precision", "pairwise")
+    precision = _read(where / "precision", "pairwise", dtype={"n": str})
     if not precision.empty:
         r = precision.iloc[0]
+        verdict = f"p = {_p(r['p_value'])}" if not math.isnan(r["p_value"]) else r["winner"]
         lines += [f"bf16 against float32 ([{at}/smollm2/precision/]({at}/smollm2/precision/README.md)): {r['a']} − {r['b']} "
-                  f"= {r['diff']:+.3f} ± {r['ci95']:.3f} in final gold reward ({r['test']}, n = {r['n']}; p = {_p(r['p_value'])}).", ""]  # fmt: skip
+                  f"= {_cell(r['diff'], r['ci95'], 3)} (95 % interval) in final gold reward, {r['test']}, n = {r['n']}; {verdict}.", ""]  # fmt: skip
     return lines
 
 
 def headline(out: Path, at: str) -> str:
     """The section, its links relative to the README (`at`: the results directory as the README reaches it)."""
-    record = json.loads((out / RELEASE).read_text())
+    record = json.loads((out / RECORD).read_text())
     lines = [
-        f"Every number in this section comes from one release: `{record['command']}` at commit `{record['commit'][:7]}`, "
-        f"{record['runs']} runs, {record['wall_s'] / 3600:.1f} h on a 2-core CPU in {record['parts']} "
-        f"part{'s' if record['parts'] != 1 else ''} ([{at}/README.md]({at}/README.md): the full commit, the library versions, every result set).",
+        f"Every number in this section comes from one release: {describe(record)} ([{at}/README.md]({at}/README.md): "
+        "the library versions and every result set).",
         "",
         *_default_section(out, at),
         *_six_section(out, at),
         *_tuned_section(out, at),
         *_real_section(out, at),
     ]
-    return "\n".join(lines).rstrip() + "\n"
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).rstrip() + "\n"  # a section a set lacks leaves no gap
 
 
 def replace_section(readme: str, section: str) -> str:
@@ -182,7 +188,7 @@ def replace_section(readme: str, section: str) -> str:
     head, begin, rest = readme.partition(BEGIN + "\n")
     _, end, tail = rest.partition(END + "\n")
     if not begin or not end:
-        raise ValueError(f"the README lacks the marker lines {BEGIN!r} and {END!r}, in that order")
+        raise ValueError(f"it lacks the marker lines {BEGIN!r} and {END!r}, in that order")
     return head + begin + "\n" + section + "\n" + end + tail
 
 
@@ -192,8 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", default="README.md")
     args = parser.parse_args(argv)
     out, readme = Path(args.out), Path(args.readme)
-    if not (out / RELEASE).exists():
-        print(f"headline: {out} holds no {RELEASE}: not a release's results (bash scripts/release.sh writes one)", file=sys.stderr)
+    if not (out / RECORD).exists():
+        print(f"headline: {out} holds no {RECORD}: not a release's results (bash scripts/release.sh writes one)", file=sys.stderr)
+        return 2
+    if not readme.is_file():
+        print(f"headline: no README at {readme}", file=sys.stderr)
         return 2
     try:
         text = replace_section(readme.read_text(), headline(out, Path(os.path.relpath(out, readme.parent)).as_posix()))

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results.headline import RELEASE
 from bench.results.load import load_summaries
 from bench.results.report import provenance
 from bench.rundir import SUMMARY
+
+RECORD = "release.json"
+"""OUT/RECORD: what a release was (commit, runs, wall_s, parts, command), for the README's headline."""
 
 SETS = {
     "default": "the default comparison (a plain `rlhf-bench`): PPO, GRPO, DPO on both built-in tasks, with the aggregate across them",
@@ -35,6 +37,13 @@ SETS = {
     "smollm2/precision": "bf16 against float32 on the real model: the verdict's GRPO runs again in float32, paired by stage seed",
     "tuned/smollm2": "the tuning protocol on the real model: a short search per algorithm",
 }
+
+
+def describe(record: dict) -> str:
+    """The release in one sentence: its command, commit, runs, wall time and parts."""
+    parts = record["parts"]
+    return (f"`{record['command']}` at commit `{record['commit']}`, {record['runs']} runs, {record['wall_s'] / 3600:.1f} h wall "
+            f"in {parts} part{'s' if parts != 1 else ''}")  # fmt: skip
 
 
 def same_code_as(commit: str, release: str) -> bool:
@@ -77,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
               "a rebuild did not give the same weights; rerun that stage seed's runs", file=sys.stderr)  # fmt: skip
         return 1
     out = Path(args.out)
+    record = {"commit": args.commit, "runs": len(runs), "wall_s": args.wall_s, "parts": args.parts, "command": args.command}
     lines = [
         "# Results: one release",
         "",
-        f"Every number here comes from one release: `{args.command}` at commit `{args.commit}`, "
-        f"{len(runs)} runs, {args.wall_s / 3600:.1f} h wall in {args.parts} part{'s' if args.parts != 1 else ''} "
+        f"Every number here comes from one release: {describe(record)} "
         "(a part: one invocation; a stopped one reuses every finished run when started again).",
         "",
         provenance(runs),
@@ -91,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         *[f"- [{name}/]({name}/README.md): {what}" for name, what in SETS.items() if (out / name / "README.md").exists()],
     ]
     (out / "README.md").write_text("\n".join(lines) + "\n")
-    record = {"commit": args.commit, "runs": len(runs), "wall_s": args.wall_s, "parts": args.parts, "command": args.command}
-    (out / RELEASE).write_text(json.dumps(record, indent=1) + "\n")
+    (out / RECORD).write_text(json.dumps(record, indent=1) + "\n")
     print(f"release: {out}/README.md, commit {args.commit}, {len(runs)} runs")
     return 0
 

@@ -16,8 +16,10 @@ from bench.results.stats import PAIRED
 from bench.results.tables import (
     _cell,
     _finished,
+    bracketed,
     compute_matched_table,
     kl_matched_table,
+    markdown,
     memory_table,
     pairwise_table,
     paper_table,
@@ -41,8 +43,8 @@ from bench.tunedir import read_protocol
 def _write_table(df: pd.DataFrame, out: Path, name: str) -> None:
     """CSV with every digit; Markdown and LaTeX for reading, an empty cell where a value does not exist."""
     df.to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.md").write_text(markdown(df) + "\n")
     shown = df.astype(object).where(df.notna(), "")
-    (out / f"{name}.md").write_text(shown.to_markdown(index=False, floatfmt=".4g") + "\n")
     latex = shown.to_latex(index=False, float_format="%.4g", escape=True)  # escapes headers too (gold\_reward)
     (out / f"{name}.tex").write_text(latex.replace("±", "$\\pm$"))
 
@@ -106,18 +108,17 @@ def _sft_section(sft: pd.DataFrame) -> list[str]:
     """The SFT models per task × stage seed and the spread of their test score, where the summaries hold it."""
     if sft.empty or sft[["test gold_reward", "test accuracy"]].isna().all().all():
         return []
-    shown = sft.astype(object).where(sft.notna(), "")
     return ["## The SFT models (one per task × stage seed, shared by every algorithm)", "",
-            shown.to_markdown(index=False, floatfmt=".4g"), "", *[f"- {line}" for line in sft_spread(sft)], ""]  # fmt: skip
+            markdown(sft), "", *[f"- {line}" for line in sft_spread(sft)], ""]  # fmt: skip
 
 
 def _aggregate_section(tables: dict[str, pd.DataFrame]) -> list[str]:
     """Across tasks: what 0 and 1 mean per task, IQM and mean with their intervals, the probabilities of improvement."""
     shown = tables["aggregate"][["algo", "tasks", "n per task"]].copy()
     for what in ("IQM", "mean"):
-        shown[what] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in tables["aggregate"][[what, f"{what} low", f"{what} high"]].itertuples(index=False)]
+        shown[what] = [bracketed(*r) for r in tables["aggregate"][[what, f"{what} low", f"{what} high"]].itertuples(index=False)]
     improvement = tables["improvement"].copy()
-    improvement["P(X > Y)"] = [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in improvement[["P(X > Y)", "low", "high"]].itertuples(index=False)]
+    improvement["P(X > Y)"] = [bracketed(*r, decimals=2) for r in improvement[["P(X > Y)", "low", "high"]].itertuples(index=False)]
     return [
         "## Across tasks (normalised: 0 = the run's own SFT model, 1 = the task's best)",
         "",

@@ -90,6 +90,16 @@ def _cell(mean: float, ci: float, decimals: int, scale: float = 1) -> str:
     return f"{mean:.{decimals}f}" if math.isnan(ci) else f"{mean:.{decimals}f} ± {ci:.{decimals}f}"
 
 
+def bracketed(mean: float, low: float, high: float, decimals: int = 3) -> str:
+    """A point with its interval, `0.510 [0.502, 0.517]`: the point alone where there is no interval (one value a task)."""
+    return f"{mean:.{decimals}f}" if math.isnan(low) else f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A table in Markdown, an empty cell where a value does not exist (not `nan`)."""
+    return df.astype(object).where(df.notna(), "").to_markdown(index=False, floatfmt=".4g")
+
+
 def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as a paper shows it: one `mean ± 95 % CI` cell per metric, n and what the interval covers."""
     head = [c for c in summary.columns if c not in ("n", "covers") and not c.startswith(("eval/", "compute/", "data/", "memory/", "wall_s"))]
@@ -223,9 +233,11 @@ def sft_table(runs: pd.DataFrame) -> pd.DataFrame:
 def sft_spread(sft: pd.DataFrame) -> list[str]:
     """Per task, the spread of its SFT models' test score over stage seeds (accuracy where there is one)."""
     lines = []
-    for task, of_task in sft.groupby("task", sort=True):
+    for task, of_task in (sft.groupby("task", sort=True) if not sft.empty else []):
         metric = "test accuracy" if of_task["test accuracy"].notna().any() else "test gold_reward"
         values = of_task[metric].astype(float)
+        if values.isna().all():  # runs from before the summaries recorded their SFT model's score
+            continue
         lines.append(f"{task}: SFT {metric.removeprefix('test ')} {', '.join(f'{v:.3f}' for v in values)} on stage seeds "
                      f"{', '.join(map(str, of_task['stage_seed']))}: spread {values.max() - values.min():.3f}.")  # fmt: skip
     return lines
