@@ -105,6 +105,6 @@ def test_sets_written_by_hand_one_task_no_defaults_row_and_no_test_read_as_they_
     assert "Holm's correction over the table's 1 test;" in section and "\n\n\n" not in section
     assert "on the test prompts." in section  # no arithmetic: nothing said of it
     assert "| ppo    |       12 | beta=0.135, lr=0.000125 | 0.635 ± 0.018 | stage × trainer seeds (5 × 1) |" in section
-    assert "grpo precision=bf16 − grpo precision=fp32 = 0.010 (95 % interval) in final gold reward, Welch t (runs), n = 1 vs 1; " \
+    assert "grpo precision=bf16 − grpo precision=fp32 = 0.010 in final gold reward, Welch t (runs), n = 1 vs 1; " \
            "no verdict: fewer than 3 values a side (n = 1 vs 1)." in section
     assert "nan" not in section

@@ -164,7 +164,7 @@ def _real_section(out: Path, at: str) -> list[str]:
         r = precision.iloc[0]
         verdict = f"p = {_p(r['p_value'])}" if not math.isnan(r["p_value"]) else r["winner"]
         lines += [f"bf16 against float32 ([{at}/smollm2/precision/]({at}/smollm2/precision/README.md)): {r['a']} − {r['b']} "
-                  f"= {_cell(r['diff'], r['ci95'], 3)} (95 % interval) in final gold reward, {r['test']}, n = {r['n']}; {verdict}.", ""]  # fmt: skip
+                  f"= {_cell(r['diff'], r['ci95'], 3)}{'' if math.isnan(r['ci95']) else ' (95 % interval)'} in final gold reward, {r['test']}, n = {r['n']}; {verdict}.", ""]  # fmt: skip
     return lines
 
 
