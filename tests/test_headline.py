@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench.results import main as results_main
-from bench.results.headline import BEGIN, END, main
+from bench.results.headline import BEGIN, END, headline, main
 from bench.results.release import RECORD as RELEASE
 from tests.test_verdicts import _two_task_sweep
 
@@ -108,3 +108,14 @@ def test_sets_written_by_hand_one_task_no_defaults_row_and_no_test_read_as_they_
     assert "grpo precision=bf16 − grpo precision=fp32 = 0.010 in final gold reward, Welch t (runs), n = 1 vs 1; " \
            "no verdict: fewer than 3 values a side (n = 1 vs 1)." in section
     assert "nan" not in section
+
+
+def test_the_projects_headline_is_its_releases_or_says_it_is_none_yet():
+    """After a release the section is exactly what the release's tables give (no hand edit survives); before the
+    first one, it says so in its first words."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(BEGIN + "\n")[1].split(END)[0]
+    if (ROOT / "results" / RELEASE).exists():
+        assert section == "\n" + headline(ROOT / "results", "results") + "\n"
+    else:
+        assert section.startswith("\n**Not yet a release.**")
