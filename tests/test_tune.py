@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from bench.results.tuning import MIN_RISE, last_third_rise
 from bench.tune import main as tune_main
 from tests.conftest import TINY
 
@@ -130,3 +131,15 @@ def test_a_run_starts_from_the_tuned_settings_of_its_preset_and_task(tmp_path):
     (tmp_path / "tuned" / "smollm2" / "positive_sentiment" / "dpo.yaml").write_text("lr: 1.0e-07\nbeta: 0.33\n")
     tuned = compose_config("experiment=smollm2_sentiment", "algo=dpo", path).algo
     assert (tuned.lr, tuned.beta) == (1e-7, 0.33)
+
+
+def test_a_search_levelled_off_when_its_last_third_raised_the_best_by_under_0_01():
+    """The release's sentiment searches (12 trials each, validation gold reward in trial order): REINFORCE++'s best,
+    0.622 at trial 1, rose to 0.623 at trial 12 (0.001: levelled, though its best came last); DPO's rose from 0.438
+    (trial 2) to 0.452 (trial 10): 0.014, still rising."""
+    reinforce_pp = [0.622, 0.483, 0.515, 0.5, 0.305, 0.515, 0.482, 0.334, 0.196, 0.533, 0.319, 0.623]
+    dpo = [0.427, 0.438, 0.385, 0.287, 0.427, 0.364, 0.298, 0.089, 0.006, 0.452, 0.354, 0.393]
+    assert last_third_rise(pd.Series(reinforce_pp)) == pytest.approx(0.001) and MIN_RISE == 0.01
+    assert last_third_rise(pd.Series(dpo)) == pytest.approx(0.014)
+    assert last_third_rise(pd.Series([0.5, 0.4, 0.3])) == 0.0  # the last third lower: nothing added
+    assert last_third_rise(pd.Series([float("nan")] * 8 + [0.1] * 4)) == math.inf  # nothing finished before it

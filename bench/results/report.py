@@ -29,6 +29,7 @@ from bench.results.tables import (
     summary_table,
 )  # fmt: skip
 from bench.results.tuning import (
+    MIN_RISE,
     best_so_far_table,
     describe_best,
     paper_tuned,
@@ -286,13 +287,16 @@ def write_tuning(tune_dir: str | Path, out: Path) -> dict[str, pd.DataFrame]:
 
 
 def _levelled(best_so_far: pd.DataFrame) -> list[str]:
-    """The best-so-far plot and, per search, whether it levelled off (its best before the last third of its trials)."""
+    """The best-so-far plot and, per search, whether it levelled off (its last third of trials raised its best by
+    less than `MIN_RISE`)."""
     if best_so_far.empty:
         return []
     lines = ["Best validation score so far against trial (`best_so_far.csv`):", "", "![best so far](best_so_far.png)", ""]
     for (task, algo), rows in best_so_far.groupby(["task", "algo"], sort=True):
-        done = "levelled off: its best came before the last third of its" if rows["levelled"].iloc[0] else "still rising: its best came in the last third of its"
-        lines.append(f"- {algo} on {task}: {done} {len(rows)} trials (best {rows['best so far'].iloc[-1]:.4f}).")
+        first = rows.iloc[0]
+        state = "levelled off" if first["levelled"] else "still rising (more trials may pay)"
+        lines.append(f"- {algo} on {task}: {state}: the last third of its {len(rows)} trials raised the best by "
+                     f"{first['rise']:.3f} (levelled: under {MIN_RISE}); best {rows['best so far'].iloc[-1]:.4f}.")  # fmt: skip
     return lines + [""]
 
 
