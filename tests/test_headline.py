@@ -87,7 +87,7 @@ def test_sets_written_by_hand_one_task_no_defaults_row_and_no_test_read_as_they_
             "family": 1, "winner": "ppo"}  # fmt: skip
     _csv(out / "default" / "pairwise.csv", [pair])
     _csv(out / "tuned" / "sentiment" / "tuned.csv", [{"task": "sentiment", "algo": "ppo", "setting": "tuned", "trials": 12,
-          "best": "beta=0.135, lr=0.000125", "test": 0.6355, "test ±": 0.0184, "test metric": "eval/gold_reward", "covers": covers}])  # fmt: skip
+          "best": "beta=0.135, lr=0.000125", "val": 0.5902, "n": 5, "test": 0.6355, "test ±": 0.0184, "test metric": "eval/gold_reward", "covers": covers}])  # fmt: skip
     _csv(out / "smollm2" / "paper.csv", [{"task": "positive_sentiment", "algo": "grpo", "n": 1, "covers": "trainer seeds only (1 run)",
                                           "gold reward": "0.258"}])  # fmt: skip
     _csv(out / "smollm2" / "precision" / "pairwise.csv", [pair | {"task": "positive_sentiment", "a": "grpo precision=bf16",

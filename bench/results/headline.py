@@ -18,7 +18,7 @@ import pandas as pd
 from bench.results.release import RECORD, SETS, describe
 from bench.results.report import _count, detectable
 from bench.results.tables import _cell, bracketed, markdown, sft_spread
-from bench.results.tuning import rankings
+from bench.results.tuning import paper_tuned, rankings
 
 BEGIN = "<!-- headline: written by `python -m bench.results.headline` from the release in results/; edits are overwritten -->"
 END = "<!-- headline end -->"
@@ -123,16 +123,13 @@ def _tuned_section(out: Path, at: str) -> list[str]:
         tuned = _read(out / name, "tuned")
         if tuned.empty:
             continue
-        rows = []
-        for algo, of_algo in tuned.groupby("algo", sort=True):
-            setting = {s: of_algo[of_algo["setting"] == s] for s in ("tuned", "default")}
-            row = {"algo": algo, "trials": int(setting["tuned"]["trials"].iloc[0]), "best (searched)": setting["tuned"]["best"].iloc[0]}
-            for s, rows_of in setting.items():
-                row[f"test, {s}"] = _cell(rows_of["test"].iloc[0], rows_of["test ±"].iloc[0], 3) if len(rows_of) else ""
-                row[f"covers, {s}"] = rows_of["covers"].iloc[0] if len(rows_of) else ""
-            rows.append(row)
+        shown = paper_tuned(tuned)
+        best, default = (shown[shown["setting"] == s].set_index("algo") for s in ("tuned", "default"))
+        table = pd.DataFrame({"trials": best["trials"], "best (searched)": best["best"],
+                              "test, tuned": best["test"], "covers, tuned": best["covers"],
+                              "test, default": default["test"], "covers, default": default["covers"]}).reset_index()  # fmt: skip
         lines += [f"**{name.removeprefix('tuned/')}** ([{at}/{name}/]({at}/{name}/README.md); {tuned['test metric'].iloc[0]} "
-                  "on the test prompts, mean ± 95 % interval over what `covers` says):", "", markdown(pd.DataFrame(rows)), "",
+                  "on the test prompts, mean ± 95 % interval over what `covers` says):", "", markdown(table), "",
                   *[f"- {line}" for line in rankings(tuned)], ""]  # fmt: skip
     return ["### Tuned against untuned", "", *lines] if lines else []
 

@@ -16,6 +16,7 @@ from bench.results.stats import PAIRED
 from bench.results.tables import (
     _cell,
     _finished,
+    blank_missing,
     bracketed,
     compute_matched_table,
     kl_matched_table,
@@ -45,8 +46,7 @@ def _write_table(df: pd.DataFrame, out: Path, name: str) -> None:
     """CSV with every digit; Markdown and LaTeX for reading, an empty cell where a value does not exist."""
     df.to_csv(out / f"{name}.csv", index=False)
     (out / f"{name}.md").write_text(markdown(df) + "\n")
-    shown = df.astype(object).where(df.notna(), "")
-    latex = shown.to_latex(index=False, float_format="%.4g", escape=True)  # escapes headers too (gold\_reward)
+    latex = blank_missing(df).to_latex(index=False, float_format="%.4g", escape=True)  # escapes headers too (gold\_reward)
     (out / f"{name}.tex").write_text(latex.replace("±", "$\\pm$"))
 
 

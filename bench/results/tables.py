@@ -95,9 +95,13 @@ def bracketed(mean: float, low: float, high: float, decimals: int = 3) -> str:
     return f"{mean:.{decimals}f}" if math.isnan(low) else f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
 
 
+def blank_missing(df: pd.DataFrame) -> pd.DataFrame:
+    """The table for reading: an empty cell where a value does not exist (not `nan`)."""
+    return df.astype(object).where(df.notna(), "")
+
+
 def markdown(df: pd.DataFrame) -> str:
-    """A table in Markdown, an empty cell where a value does not exist (not `nan`)."""
-    return df.astype(object).where(df.notna(), "").to_markdown(index=False, floatfmt=".4g")
+    return blank_missing(df).to_markdown(index=False, floatfmt=".4g")
 
 
 def paper_table(summary: pd.DataFrame) -> pd.DataFrame:
