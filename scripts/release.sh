@@ -38,9 +38,10 @@ conf=${RELEASE_CONF:-conf}
 # the finals on 5 stage seeds × 1 trainer seed: the pilot of scripts/power.py (a variance from 3 is a guess)
 read -r -a tune <<< "${RELEASE_TUNE:-tune.seeds=1 tune.stage_seeds=[0,1,2,3,4] tune.algos=[ppo,grpo,dpo,rloo,reinforce_pp]}"
 # trials per task, the same for every algorithm of a task, 6 more until each of its searches has levelled off
-# (its last third raised its best by under 0.01, bench/results/tuning.py): at 12, DPO's sentiment search rose
-# 0.014; on arithmetic, PPO's rose 0.016 at 18 and GRPO's 0.015 at 24. The first trials are reused: the seeded
-# sampler proposes them again. RELEASE_TUNE's own tune.trials, where it has one, wins (it comes later).
+# (its last third raised its best by under 0.01, bench/results/tuning.py), and at most 30 (2.5× the protocol's
+# 12): at 12, DPO's sentiment search rose 0.014; on arithmetic, PPO's rose 0.016 at 18, GRPO's 0.015 at 24, and at
+# 30 both still rose (PPO 0.062, GRPO 0.015: results/tuned/arithmetic/README.md says so). The first trials are
+# reused: the seeded sampler proposes them again. RELEASE_TUNE's own tune.trials, where it has one, wins (it comes later).
 declare -A trials=([sentiment]=18 [arithmetic]=30)
 read -r -a seeds <<< "${RELEASE_SEEDS:-}"
 # the verdict on the real model: a short search per algorithm (6 trials, TPE's random start, in each algorithm's
