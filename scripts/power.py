@@ -1,46 +1,173 @@
-"""How many stage seeds the default comparison needs: from a pilot sweep, per task and pair of algorithms, the
-standard deviation of the paired differences of stage-seed means, the minimum detectable difference at the n it
-has, and the n at which a difference of DIFF is detected with 80 % power at α = 0.05 (bench/results/stats.py).
+"""How many stage seeds, and trainer seeds each, the default comparison needs: from a pilot, per task and pair of
+algorithms, the paired difference's variance between stage seeds and between trainer seeds of one stage seed
+(bench/results/stats.py: `variance_components`), the n of stage seeds at which a difference of DIFF is detected
+with 80 % power at α = 0.05 with 1 and with 2 trainer seeds each, and what each design costs on this machine.
 
-    python scripts/power.py multirun/pilot [--diff 0.05]
+    python scripts/power.py PILOT... [--stage-seeds 0,1,2,3,4] [--config conf/config.yaml [--check]] [--out DIR]
 
-The default comparison's stage seeds (conf/config.yaml) are the largest n over both built-in tasks' pairs. Trainer
-seeds per stage seed shrink the within-stage part of that sd: compare a pilot of 1 and of 2 trainer seeds."""
+The release's pilot (scripts/release.sh) is the tuning finals (tuned settings, trainer seed 1) and the default
+comparison's own runs on the same stage seeds (trainer seed 0): 2 trainer seeds on each. Runs are paired by stage
+seed and trainer seed. The design is the cheaper of the two that detects DIFF on every pair of both tasks; its cost
+is the pilot's mean seconds per run of each algorithm and task, and per stage build (the `built ... in N s` lines of
+the runs' logs, bench/cache.py). `--config` takes the algorithms from the default comparison's sweep, and with `--check`
+the script exits 3 where that sweep's stage and trainer seeds are not the design's."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
 import math
+import re
+import sys
+from pathlib import Path
 
 import pandas as pd
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from bench.results import load_summaries
-from bench.results.stats import minimum_detectable_difference, seeds_for, stage_means
+from bench.results.report import provenance
+from bench.results.stats import design_sd, seeds_for, variance_components
+from bench.results.tuning import best_finals
+from bench.tunedir import FINAL
+
+DESIGNS = (1, 2)
+"""Trainer seeds per stage seed the design may have."""
 
 
-def main(argv: list[str] | None = None) -> None:
+def per(k: int) -> str:
+    return f"{k} trainer seed{'s' if k > 1 else ''}"
+
+
+STAGE_BUILT = re.compile(r"\[bench\.cache\]\[INFO\] - built (\w+) (\w+) in (\d+) s")
+
+
+def sweep(config: Path) -> dict[str, list[str]]:
+    """The default comparison's sweep (hydra.sweeper.params of `config`): each key's values, as Hydra expands them."""
+    parser = OverridesParser.create()
+    params = OmegaConf.load(config).hydra.sweeper.params
+    values = {}
+    for key, value in params.items():
+        override = parser.parse_override(f"{key}={value}")
+        values[key] = list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(override.value())]
+    return values
+
+
+def pilot_runs(paths: list[str]) -> pd.DataFrame:
+    """The pilot's finished runs: a tune directory's final runs of each search's best configuration (bench/results/
+    tuning.py), any other directory's runs. One configuration per task and algorithm, or the pilot mixes settings."""
+    frames = [best_finals(p) if (Path(p) / FINAL).is_dir() else load_summaries([p]).summaries for p in paths]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        raise SystemExit(f"power: no runs in {' '.join(paths)}")
+    runs = pd.concat(frames, ignore_index=True)
+    runs = runs[runs["status"] == "finished"]
+    mixed = runs.groupby(["task", "algo"])["group"].nunique()
+    if (mixed > 1).any():
+        raise SystemExit(f"power: the pilot holds several configurations of {', '.join(f'{t} {a}' for t, a in mixed[mixed > 1].index)} "
+                         "(the default comparison's runs at other settings than the tuning's best?)")  # fmt: skip
+    return runs
+
+
+def stage_build_seconds(runs: pd.DataFrame) -> pd.Series:
+    """Seconds to build one stage seed's stages (SFT, pairs, reward model), per task: the mean over the stage seeds
+    whose builds the runs' logs hold."""
+    built = {}
+    for run_dir, task, stage_seed in runs[["run_dir", "task", "stage_seed"]].itertuples(index=False):
+        log = Path(run_dir) / "app.log"
+        for stage, key, seconds in STAGE_BUILT.findall(log.read_text()) if log.exists() else []:
+            built[(task, stage_seed, stage, key)] = int(seconds)
+    if not built:
+        return pd.Series(dtype=float)
+    per_stage_seed = pd.Series(built).groupby(level=[0, 1]).sum()
+    return per_stage_seed.groupby(level=0).mean()
+
+
+def pairs(runs: pd.DataFrame, metric: str, diff: float) -> pd.DataFrame:
+    """Per task and pair of algorithms: the paired difference's variance components and the stage seeds it needs."""
+    rows = []
+    for task, of_task in runs.groupby("task", sort=True):
+        values = of_task.set_index(["algo", "stage_seed", "seed"])[metric].astype(float)
+        for a, b in itertools.combinations(sorted(of_task["algo"].unique()), 2):
+            d = (values[a] - values[b]).dropna().reset_index().rename(columns={metric: "value"})
+            between, within = variance_components(d)
+            row = {"task": task, "a": a, "b": b, "stage seeds": d["stage_seed"].nunique(),
+                   "trainer seeds": int(d.groupby("stage_seed").size().max()) if len(d) else 0, "mean diff": float(d["value"].mean()),
+                   "sd between stage seeds": math.sqrt(between), "sd within a stage seed": math.sqrt(within)}  # fmt: skip
+            for k in DESIGNS:
+                sd = design_sd(between, within, k)
+                row[f"sd, {per(k)}"] = sd
+                row[f"n, {per(k)}"] = seeds_for(sd, diff) if sd > 0 else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def designs(table: pd.DataFrame, runs: pd.DataFrame, builds: pd.Series) -> pd.DataFrame:
+    """Each design (k trainer seeds per stage seed) that the pilot can size: the stage seeds every pair needs, the
+    runs, and their CPU hours on this machine (the pilot's seconds per run and per stage build)."""
+    run_s = runs.groupby(["task", "algo"])["wall_s"].mean().groupby(level=0).sum()
+    rows = []
+    for k in DESIGNS:
+        n = table[f"n, {per(k)}"].max()
+        if math.isnan(n):
+            continue
+        seconds = n * sum(k * run_s[task] + builds.get(task, 0.0) for task in run_s.index)
+        rows.append({"trainer seeds": k, "stage seeds": int(n), "runs": int(n * k * runs.groupby("task")["algo"].nunique().sum()), "CPU h": seconds / 3600})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--diff", type=float, default=0.05)
     parser.add_argument("--metric", default="eval/gold_reward")
+    parser.add_argument("--stage-seeds", help="the pilot's stage seeds (comma-separated); other runs are left out")
+    parser.add_argument("--config", type=Path, help="the default comparison's config: the pairs of its algorithms only")
+    parser.add_argument("--check", action="store_true", help="exit 3 where --config's stage and trainer seeds are not the design's")
+    parser.add_argument("--out", type=Path, help="a directory for README.md: the tables and the design")
     args = parser.parse_args(argv)
-    runs = load_summaries(args.paths).summaries
-    runs = runs[runs["status"] == "finished"]
-    rows = []
-    for task, of_task in runs.groupby("task", sort=True):
-        means = {algo: stage_means(of_algo, args.metric) for algo, of_algo in of_task.groupby("algo", sort=True)}
-        for a, b in itertools.combinations(sorted(means), 2):
-            d = (means[a] - means[b]).dropna()
-            sd = float(d.std(ddof=1)) if len(d) >= 2 else math.nan
-            rows.append({"task": task, "a": a, "b": b, "stage seeds": len(d), "trainer seeds": int(of_task.groupby("stage_seed")["seed"].nunique().max()),
-                         "mean diff": float(d.mean()), "sd of diff": sd,
-                         "mdd now": minimum_detectable_difference(sd / math.sqrt(len(d)), len(d) - 1) if len(d) >= 2 else math.nan,
-                         f"n for {args.diff:g}": seeds_for(sd, args.diff) if sd > 0 else math.nan})  # fmt: skip
-    table = pd.DataFrame(rows)
-    print(table.to_markdown(index=False, floatfmt=".4g"))
-    print(f"stage seeds for a paired difference of {args.diff:g} at 80 % power on every pair: {table[f'n for {args.diff:g}'].max():.0f}")
+    if args.check and not args.config:
+        parser.error("--check needs --config")
+    runs = pilot_runs(args.paths)
+    if args.stage_seeds:
+        runs = runs[runs["stage_seed"].isin([int(s) for s in args.stage_seeds.split(",")])]
+    comparison = sweep(args.config) if args.config else None
+    if comparison:
+        runs = runs[runs["algo"].isin(comparison["algo"])]
+    table = pairs(runs, args.metric, args.diff)
+    options = designs(table, runs, stage_build_seconds(runs))
+    chosen = options.loc[[options["CPU h"].idxmin()]].to_dict("records")[0] if len(options) else None
+    verdict = (f"the design: {chosen['stage seeds']} stage seeds × {chosen['trainer seeds']} trainer seed(s), {chosen['runs']} runs, "
+               f"about {chosen['CPU h']:.1f} CPU h on this machine: a paired difference of {args.diff:g} is detected at 80 % power "
+               "(α = 0.05) on every pair" if chosen is not None else "no design: the pilot has too few stage seeds")  # fmt: skip
+    text = "\n\n".join([
+        f"# The seeds' power: a paired difference of {args.diff:g} in `{args.metric}` at 80 % power, α = 0.05",
+        f"The pilot: {len(runs)} finished runs, stage seeds {sorted(runs['stage_seed'].unique().tolist())}, "
+        f"trainer seeds {sorted(runs['seed'].unique().tolist())} (`python scripts/power.py {' '.join(argv or sys.argv[1:])}`). "
+        "Per pair, the sd of the paired difference between stage seeds and between the trainer seeds of one stage seed "
+        "(one-way random-effects ANOVA), the sd of a stage seed's mean over k trainer seeds, and the stage seeds n that "
+        f"detect {args.diff:g} (a paired t-test over stage-seed means; the `mdd` of every pairwise table is the same arithmetic). "
+        + provenance(runs),
+        table.to_markdown(index=False, floatfmt=".4g"),
+        options.to_markdown(index=False, floatfmt=".3g") if len(options) else "",
+        verdict[0].upper() + verdict[1:] + ".",
+    ])  # fmt: skip
+    print(text)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "README.md").write_text(text + "\n")
+    if args.check and chosen is None:
+        print("power: the pilot sizes no design (fewer than 2 stage seeds with both algorithms of a pair)", file=sys.stderr)
+        return 3
+    if args.check:
+        have = (len(comparison["stage_seed"]), len(comparison["seed"]))
+        if have != (chosen["stage seeds"], chosen["trainer seeds"]):
+            print(f"power: {args.config} sweeps {have[0]} stage seeds × {have[1]} trainer seed(s), the design is {chosen['stage seeds']} × "
+                  f"{chosen['trainer seeds']}: set hydra.sweeper.params stage_seed: range(0,{chosen['stage seeds']}) and seed "
+                  f"({', '.join(map(str, range(chosen['trainer seeds'])))}), commit, and run again", file=sys.stderr)  # fmt: skip
+            return 3
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,10 @@
 """Verdicts with power: the minimum detectable difference, Holm's correction, and the aggregates across tasks,
 each against arithmetic worked out here or against rliable's own output."""
 
+import importlib.util
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +21,12 @@ from bench.results.aggregate import (
     probability_of_improvement,
     stratified_interval,
 )  # fmt: skip
-from bench.results.stats import holm, minimum_detectable_difference, seeds_for
+from bench.results.stats import design_sd, holm, minimum_detectable_difference, seeds_for, variance_components
 from tests.test_results import _write_run
+
+spec = importlib.util.spec_from_file_location("power", Path(__file__).parents[1] / "scripts" / "power.py")
+power = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(power)
 
 T975_DF2, T80_DF2 = 4.302653, 1.060660  # Student t quantiles, 2 degrees of freedom
 T975_DF32, T80_DF32, T975_DF33, T80_DF33 = 2.036933, 0.852998, 2.034515, 0.852649
@@ -165,3 +171,68 @@ def test_results_of_several_tasks_hold_the_aggregate_table_and_profile(tmp_path)
         _write_run(one_task, f"ppo_{stage}", "ppo", 0, 0.5, stage_seed=stage)
     assert main([str(one_task), "--out", str(tmp_path / "out1")]) == 0
     assert not (tmp_path / "out1" / "aggregate.csv").exists() and "## Across tasks" not in (tmp_path / "out1" / "README.md").read_text()
+
+
+def test_variance_components_of_a_hand_worked_pilot():
+    """d = 1, 3 on stage seed 0; 2, 2 on 1; 4, 6 on 2. Within: (2 + 0 + 2) / 3 degrees of freedom = 4/3. The stage
+    means 2, 2, 5 have variance 6/2 = 3, of which within/2 = 2/3 is their trainer seeds': between 7/3. A stage seed's
+    mean over 1 trainer seed then has sd √(7/3 + 4/3) = √(11/3), over 2, √(7/3 + 2/3) = √3. Without a second trainer
+    seed anywhere the two parts are one: the variance of the values, 42/9/2 = 7/3 for 1, 2, 4, at k = 1 only."""
+    pilot = pd.DataFrame({"stage_seed": [0, 0, 1, 1, 2, 2], "value": [1.0, 3.0, 2.0, 2.0, 4.0, 6.0]})
+    between, within = variance_components(pilot)
+    assert (between, within) == pytest.approx((7 / 3, 4 / 3))
+    assert design_sd(between, within, 1) == pytest.approx(math.sqrt(11 / 3)) and design_sd(between, within, 2) == pytest.approx(math.sqrt(3))
+    between, within = variance_components(pd.DataFrame({"stage_seed": [0, 1, 2], "value": [1.0, 2.0, 4.0]}))
+    assert between == pytest.approx(7 / 3) and math.isnan(within)
+    assert design_sd(between, within, 1) == pytest.approx(math.sqrt(7 / 3)) and math.isnan(design_sd(between, within, 2))
+
+
+def _pilot(root):
+    """ppo 0.5 everywhere; dpo 0.5 + b_s ± 0.05 on trainer seeds 0 and 1 of stage seed s, b = 0, 0.1, -0.1, 0.2, -0.2.
+    The difference's within variance is 0.05² · 2 = 0.005; its stage means b have variance 0.1/4 = 0.025, of which
+    0.005/2 is the trainer seeds': between 0.0225. Runs take 10 s (seed 0) and 11 s (seed 1), no stage builds."""
+    for stage, b in enumerate([0.0, 0.1, -0.1, 0.2, -0.2]):
+        for seed, w in ((0, 0.05), (1, -0.05)):
+            _write_run(root, f"ppo_{stage}_{seed}", "ppo", seed, 0.5, stage_seed=stage)
+            _write_run(root, f"dpo_{stage}_{seed}", "dpo", seed, 0.5 + b + w, stage_seed=stage)
+
+
+def test_power_sizes_each_design_from_the_pilots_components_and_checks_the_config(tmp_path, capsys):
+    """At 1 trainer seed the difference's sd is √(0.0225 + 0.005), at 2 √(0.0225 + 0.0025); each gets the stage seeds
+    `seeds_for` gives it. At 21 s of runs a stage seed for 1 trainer seed and 42 s for 2 the cheaper is 1 trainer seed.
+    `--check` exits 3 until the config's sweep is that design."""
+    _pilot(tmp_path / "pilot")
+    n1, n2 = seeds_for(math.sqrt(0.0275), 0.05), seeds_for(math.sqrt(0.025), 0.05)
+    assert n2 < n1 < 2 * n2  # fewer stage seeds at 2 trainer seeds, but more runs
+    config = tmp_path / "config.yaml"
+    config.write_text("hydra:\n  sweeper:\n    params:\n      algo: ppo,dpo\n      stage_seed: range(0,16)\n      seed: 0\n")
+    out = tmp_path / "out"
+    assert power.main([str(tmp_path / "pilot"), "--config", str(config), "--check", "--out", str(out)]) == 3
+    printed = capsys.readouterr()
+    (pair,) = power.pairs(power.pilot_runs([str(tmp_path / "pilot")]), "eval/gold_reward", 0.05).to_dict("records")
+    assert (pair["a"], pair["b"], pair["stage seeds"], pair["trainer seeds"]) == ("dpo", "ppo", 5, 2)
+    assert pair["sd between stage seeds"] == pytest.approx(0.15) and pair["sd within a stage seed"] == pytest.approx(math.sqrt(0.005))
+    assert (pair["n, 1 trainer seed"], pair["n, 2 trainer seeds"]) == (n1, n2)
+    assert f"The design: {n1} stage seeds × 1 trainer seed(s), {n1 * 2} runs" in printed.out
+    assert f"the design is {n1} × 1: set hydra.sweeper.params stage_seed: range(0,{n1})" in printed.err
+    assert "Taken at commit `abc123`" in (out / "README.md").read_text()
+    config.write_text(config.read_text().replace("range(0,16)", f"range(0,{n1})"))
+    assert power.main([str(tmp_path / "pilot"), "--config", str(config), "--check"]) == 0
+
+
+def test_the_power_pilot_takes_a_tune_directorys_finals_of_its_best_configuration_only(tmp_path):
+    """A search extended by more trials found another best, and its finals ran beside the first pick's in final/:
+    the pilot reads the best's (as the tuned table does), and refuses a pilot that mixes two settings of one algorithm."""
+    tune = tmp_path / "tune"
+    for trial, (lr, val) in enumerate([(1e-3, 0.3), (2e-3, 0.6)]):
+        run = _write_run(tune / "search" / "ppo", f"t{trial}", "ppo", 0, 0.0, stage_seed=1000, lr=lr)
+        summary = json.loads((run / rundir.SUMMARY).read_text())
+        (run / rundir.SUMMARY).write_text(json.dumps(summary | {"objective": "val/gold_reward", "final": summary["final"] | {"val/gold_reward": val}}))
+        (run / ".hydra").mkdir()
+        (run / ".hydra" / "overrides.yaml").write_text(f"- algo.lr={lr}\n")
+        for stage in range(3):
+            _write_run(tune / "final" / "ppo", f"ppo_{lr}_{stage}", "ppo", 1, 0.5, stage_seed=stage, lr=lr)
+    finals = power.pilot_runs([str(tune)])
+    assert len(finals) == 3 and {json.loads((Path(d) / rundir.CONFIG).read_text())["algo"]["lr"] for d in finals["run_dir"]} == {2e-3}
+    with pytest.raises(SystemExit, match="several configurations of toy ppo"):
+        power.pilot_runs([str(tune / "final")])

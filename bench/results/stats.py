@@ -92,6 +92,32 @@ def seeds_for(sd: float, difference: float, alpha: float = ALPHA, power: float =
     return n
 
 
+def variance_components(values: pd.DataFrame) -> tuple[float, float]:
+    """Between-stage and within-stage variance of one quantity (`value`, e.g. a paired difference) measured
+    on several trainer seeds of several stage seeds (columns `stage_seed`, `value`): the one-way random-effects
+    ANOVA's method of moments. Within: the variance of the values of one stage seed, pooled over the stage seeds
+    that have ≥ 2. Between: the variance of the stage-seed means less the part their trainer seeds put in it,
+    within · mean(1/k_s) (k_s values on stage seed s), floored at 0. NaN within where no stage seed has 2 values
+    (the two parts are then one: `design_sd` at the pilot's own 1 trainer seed only)."""
+    by_stage = values.dropna(subset=["value"]).groupby("stage_seed")["value"]
+    means, sizes = by_stage.mean(), by_stage.size()
+    if len(means) < 2:
+        return math.nan, math.nan
+    df_within = (sizes[sizes >= 2] - 1).sum()
+    if df_within == 0:
+        return float(means.var(ddof=1)), math.nan
+    within = float((by_stage.var(ddof=1)[sizes >= 2] * (sizes[sizes >= 2] - 1)).sum() / df_within)
+    return max(0.0, float(means.var(ddof=1)) - within * float((1 / sizes).mean())), within
+
+
+def design_sd(between: float, within: float, trainer_seeds: int) -> float:
+    """The standard deviation of a stage seed's mean over `trainer_seeds` runs: √(between + within/k). Without a
+    within part (a pilot of 1 trainer seed, whose between is the whole) only k = 1 is known."""
+    if math.isnan(within):
+        return math.sqrt(between) if trainer_seeds == 1 else math.nan
+    return math.sqrt(between + within / trainer_seeds)
+
+
 def no_verdict(n: str, diff: float, why: str) -> dict:
     """A test that was not run: no interval, no p, and the reason in the table (`reason`)."""
     return {"n": n, "diff": diff, "ci95": math.nan, "p_value": math.nan, "mdd": math.nan, "se": math.nan, "df": math.nan, "reason": why}

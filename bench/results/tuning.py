@@ -90,6 +90,24 @@ def _format_params(params: dict[str, str]) -> str:
     return ", ".join(f"{k.removeprefix('algo.')}={short(v)}" for k, v in sorted(params.items()))
 
 
+def finals_of(best: pd.Series | None, where: Path) -> pd.DataFrame:
+    """The runs in a final directory of the best configuration only: it may also hold an earlier protocol's pick
+    (a search extended by more trials found another best, and its finals ran beside the first's)."""
+    runs = load_summaries([str(where)]).summaries if where.exists() else pd.DataFrame()
+    return runs[runs["group"] == best["group"]] if best is not None and not runs.empty else runs.iloc[0:0]
+
+
+def best_finals(tune_dir: str | Path) -> pd.DataFrame:
+    """The final runs of every search's best configuration in a tune directory."""
+    frames = []
+    for search_dir in searches(tune_dir):
+        trials = load_trials(search_dir)
+        if not trials.empty:
+            frames.append(finals_of(best_trial(trials), Path(tune_dir) / FINAL / search_dir.name))
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def tuned_table(tune_dir: str | Path) -> pd.DataFrame:
     """Per task × algorithm, a `tuned` and a `default` row: trials, the best parameters and their validation score,
     and the test score (mean ± 95 % interval over the finished final runs, n and what it covers; `runs` counts
@@ -106,16 +124,15 @@ def tuned_table(tune_dir: str | Path) -> pd.DataFrame:
         metric = _test_metric(objective)
         for setting in ("tuned", "default"):
             where = tune_dir / (FINAL if setting == "tuned" else DEFAULT) / search_dir.name
-            runs = load_summaries([str(where)]).summaries if where.exists() else pd.DataFrame()
             if setting == "tuned":
-                # only the best configuration's runs: a directory may also hold an earlier protocol's pick
-                runs = runs[runs["group"] == best["group"]] if best is not None and not runs.empty else runs.iloc[0:0]
+                runs = finals_of(best, where)
                 head = {
                     "trials": len(trials), "trials_finished": int((trials["status"] == "finished").sum()),
                     "best": _format_params(searched(trials, best, search_dir)) if best is not None else "(no trial finished)",
                     "val": best["objective_value"] if best is not None else math.nan,
                 }  # fmt: skip
             else:
+                runs = load_summaries([str(where)]).summaries if where.exists() else pd.DataFrame()
                 if not runs.empty and runs["group"].nunique() > 1:
                     raise ValueError(f"{where} holds runs of several configurations: one protocol per tune directory")
                 head = {"trials": 0, "trials_finished": 0, "best": "(defaults)", "val": math.nan}
