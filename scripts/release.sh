@@ -8,18 +8,20 @@
 #                seed of its own, then the best configuration and the defaults on fresh seeds), writing each
 #                algorithm's best settings to $RELEASE_CONF/tuned/<model>/<task>/<algo>.yaml
 #   2. default   the default comparison (a plain `rlhf-bench`: PPO, GRPO, DPO at those tuned settings) on both
-#                built-in tasks, on the stage and trainer seeds conf/config.yaml chose by scripts/power.py
+#                built-in tasks: first its pilot, its runs on the tuning finals' stage seeds (trainer seed 0 beside
+#                the finals' 1), from which scripts/power.py chooses the stage and trainer seeds that detect a
+#                difference of 0.05 at 80 % power; they must be conf/config.yaml's (exit 3 where not); then all of them
 #   3. six       RLOO, REINFORCE++ and best-of-N on the same tasks and seeds (with part 2: the six-way comparison)
 #   4. smollm2   the real-model verdict ($RELEASE_REAL: experiment=smollm2_cpu, SmolLM2-135M with LoRA in bf16):
 #                PPO, GRPO, DPO, RLOO each tuned by a short search ($RELEASE_TUNE_REAL, in part 1), their final
 #                runs on stage seeds $RELEASE_REAL_STAGE_SEEDS, and best-of-N on the same seeds; then one of them
 #                ($RELEASE_REAL_PRECISION_ALGO, GRPO) again in float32 on the same seeds: bf16's change at full size
-# then the tables and plots of each into $RELEASE_OUT (results/): tuned/<task>/, default/, six/, smollm2/, and
+# then the tables and plots of each into $RELEASE_OUT (results/): tuned/<task>/, default/, six/, smollm2/, power/, and
 # $RELEASE_OUT/README.md with the commit, the library versions, the wall time and how many parts it took; last,
 # the README's headline section from them (bench/results/headline.py).
 #
 # Where part 1 writes tuned settings that differ from the committed ones, the release stops (exit 3): commit
-# them (and the seeds, from `python scripts/power.py <runs>/tune/{sentiment,arithmetic}/final`), then run the same command again.
+# them, then run the same command again; the same where the pilot's design is not conf/config.yaml's seeds.
 # Stopped (Ctrl-C, a killed session) and started again with the same command, it reuses every finished run
 # by its identity and resumes the killed ones from their checkpoints: a release may take several sessions.
 # Environment: RELEASE_RUNS (where the runs go, results/runs), RELEASE_OUT (results), RELEASE_CONF (conf:
@@ -35,7 +37,8 @@ out=${RELEASE_OUT:-results}
 # checkpoints or wandb files, .gitignore): committed between parts, a later session resumes from them
 runs=${RELEASE_RUNS:-$out/runs}
 conf=${RELEASE_CONF:-conf}
-# the finals on 5 stage seeds × 1 trainer seed: the pilot of scripts/power.py (a variance from 3 is a guess)
+# the finals on 5 stage seeds × trainer seed 1: with the default comparison's trainer seed 0 on the same stage seeds,
+# the pilot of its seeds (scripts/power.py; a variance from 3 is a guess)
 read -r -a tune <<< "${RELEASE_TUNE:-tune.seeds=1 tune.stage_seeds=[0,1,2,3,4] tune.algos=[ppo,grpo,dpo,rloo,reinforce_pp]}"
 # trials per task, the same for every algorithm of a task, 6 more until each of its searches has levelled off
 # (its last third raised its best by under 0.01, bench/results/tuning.py), and at most 30 (2.5× the protocol's
@@ -44,6 +47,9 @@ read -r -a tune <<< "${RELEASE_TUNE:-tune.seeds=1 tune.stage_seeds=[0,1,2,3,4] t
 # reused: the seeded sampler proposes them again. RELEASE_TUNE's own tune.trials, where it has one, wins (it comes later).
 declare -A trials=([sentiment]=18 [arithmetic]=30)
 read -r -a seeds <<< "${RELEASE_SEEDS:-}"
+# the pilot's stage seeds are the tuning finals' (RELEASE_TUNE's tune.stage_seeds)
+pilot=$(printf '%s\n' "${tune[@]}" | sed -n 's/^tune\.stage_seeds=\[\(.*\)\]$/\1/p')
+[ -n "$pilot" ] || { echo "release: RELEASE_TUNE must name tune.stage_seeds=[...] (the seeds' pilot runs on them)" >&2; exit 2; }
 # the verdict on the real model: a short search per algorithm (6 trials, TPE's random start, in each algorithm's
 # space, conf/tune/<algo>.yaml), then the best configuration on 3 stage seeds; no default rows (the untuned
 # rates of a pretrained model do not move it), best-of-N needs no search
@@ -90,9 +96,15 @@ done
 python -m bench.tune "${real[@]}" "${tune_real[@]}" "tune.stage_seeds=[$real_stage_seeds]" "tune.dir=$runs/tune/smollm2" \
   "tune.conf_dir=$conf" "$@"
 if dirty conf/tuned; then
-  echo "release: the tuning protocol wrote new tuned settings (git status conf/tuned): commit them, and the seeds" \
-       "scripts/power.py chooses from $runs/tune/{sentiment,arithmetic}/final (the built-in tasks: the default comparison's), then run the same command again" >&2
+  echo "release: the tuning protocol wrote new tuned settings (git status conf/tuned): commit them, then run the same command again" >&2
   exit 3
+fi
+# the pilot: the default comparison's own runs on the finals' stage seeds (reused by it below); RELEASE_SEEDS (the
+# tests') sets the seeds instead of the design
+python -m bench.app task=sentiment,arithmetic "stage_seed=$pilot" seed=0 "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
+power=(python scripts/power.py "$runs/tune/sentiment" "$runs/tune/arithmetic" "$runs/default" "--stage-seeds=$pilot" --config conf/config.yaml)
+if [ ${#seeds[@]} -eq 0 ]; then
+  "${power[@]}" --check || exit $?
 fi
 python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
 python -m bench.app algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
@@ -104,7 +116,8 @@ python -m bench.app "${real[@]}" algo=best_of_n "stage_seed=$real_stage_seeds" s
 python -m bench.app "${real[@]}" "algo=$real_precision_algo" precision=fp32 "stage_seed=$real_stage_seeds" seed=1 "${searchpath[@]}" \
   "hydra.sweep.dir=$runs/smollm2_fp32" "$@"
 
-rm -rf "$out/tuned" "$out/default" "$out/six" "$out/smollm2"
+rm -rf "$out/tuned" "$out/default" "$out/six" "$out/smollm2" "$out/power"
+"${power[@]}" --out "$out/power" > /dev/null
 for task in sentiment arithmetic smollm2; do
   python -m bench.results "$runs/tune/$task" --out "$out/tuned/$task"
 done
@@ -114,6 +127,6 @@ python -m bench.results "$runs/tune/smollm2/final" "$runs/smollm2_best_of_n" --o
 python -m bench.results "$runs/tune/smollm2/final/$real_precision_algo" "$runs/smollm2_fp32" --out "$out/smollm2/precision"
 python -m bench.results.release "$out" --commit "$commit" --runs "$runs" --parts "$parts" \
   --wall-s $(( spent + $(date +%s) - start )) --command "bash scripts/release.sh $*"
-find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name smollm2 ! -name runs ! -name README.md ! -name release.json -exec rm -rf {} +
+find "$out" -mindepth 1 -maxdepth 1 ! -name tuned ! -name default ! -name six ! -name smollm2 ! -name power ! -name runs ! -name README.md ! -name release.json -exec rm -rf {} +
 # the README's headline section, from these result sets (RELEASE_README: another README, the tests')
 python -m bench.results.headline "$out" --readme "${RELEASE_README:-README.md}"

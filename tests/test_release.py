@@ -44,7 +44,7 @@ def test_release_writes_every_result_set_at_one_commit_and_reuses_its_runs(tmp_p
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     readme = (results / "README.md").read_text()
     assert f"at commit `{head}`" in readme and "in 1 part " in readme
-    for name in ("default", "six", "tuned/sentiment", "tuned/arithmetic", "smollm2", "smollm2/precision", "tuned/smollm2"):
+    for name in ("default", "power", "six", "tuned/sentiment", "tuned/arithmetic", "smollm2", "smollm2/precision", "tuned/smollm2"):
         assert f"]({name}/README.md)" in readme, name
         assert (results / name / "README.md").exists() and f"`{head}`" in (results / name / "README.md").read_text(), name
     assert (results / "default" / "aggregate.csv").exists()  # two tasks: the aggregate across them
@@ -101,23 +101,43 @@ def test_a_run_from_a_commit_that_changed_only_the_results_tool_is_the_release_c
     assert not same_code_as(commits[2], commits[3]) and not same_code_as(commits[3], commits[4])
 
 
-def test_new_tuned_settings_stop_the_release_before_the_comparisons(tmp_path):
-    """Part 1 writes conf/tuned in the checkout (the published case): the release stops with exit 3 and says to
-    commit them, before any comparison runs. `python` is a stand-in that only writes a tuned file, so this tests
-    the script's gate, not the protocol (the test above runs that)."""
+def _release_with_a_stand_in_python(tmp_path: Path, python: str) -> subprocess.CompletedProcess:
+    """scripts/release.sh in a clone of this checkout (its committed conf/), with `python` a stand-in script: the
+    release's gates without its runs."""
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
     (repo / "scripts" / "release.sh").write_text((ROOT / "scripts" / "release.sh").read_text())  # this checkout's script
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python").write_text(
-        '#!/bin/bash\n[ "$1 $2" = "-m bench.tune" ] || { echo "ran: $*" >> ran.log; exit 0; }\n'
-        'mkdir -p conf/tuned/small/sentiment && echo "lr: 1.0e-3" > conf/tuned/small/sentiment/grpo.yaml\n'
-    )  # fmt: skip
+    (bin_dir / "python").write_text("#!/bin/bash\n" + python)
     (bin_dir / "python").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASE_")} | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "RELEASE_RUNS": str(tmp_path / "runs")}
-    stopped = subprocess.run(["bash", "scripts/release.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["bash", "scripts/release.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_new_tuned_settings_stop_the_release_before_the_comparisons(tmp_path):
+    """Part 1 writes conf/tuned in the checkout (the published case): the release stops with exit 3 and says to
+    commit them, before any comparison runs. `python` is a stand-in that only writes a tuned file, so this tests
+    the script's gate, not the protocol (the test above runs that)."""
+    stopped = _release_with_a_stand_in_python(tmp_path, (
+        '[ "$1 $2" = "-m bench.tune" ] || { echo "ran: $*" >> ran.log; exit 0; }\n'
+        'mkdir -p conf/tuned/small/sentiment && echo "lr: 1.0e-3" > conf/tuned/small/sentiment/grpo.yaml\n'
+    ))  # fmt: skip
     assert stopped.returncode == 3, stopped.stderr
     assert "wrote new tuned settings" in stopped.stderr and "commit them" in stopped.stderr
-    assert not (repo / "ran.log").exists()  # no comparison, no results
+    assert not (tmp_path / "repo" / "ran.log").exists()  # no comparison, no results
     assert (tmp_path / "runs" / "parts").read_text().strip() == "1"
+
+
+def test_a_design_other_than_the_configs_seeds_stops_the_release_after_its_pilot(tmp_path):
+    """With the tuned settings committed, the release runs the default comparison on the tuning finals' stage seeds at
+    trainer seed 0 (the pilot), then scripts/power.py --check against conf/config.yaml; where it exits 3 (a stand-in
+    here) the release stops before the rest of the comparisons."""
+    stopped = _release_with_a_stand_in_python(tmp_path, 'echo "$*" >> ran.log\n[ "$1" = scripts/power.py ] && exit 3\nexit 0\n')
+    assert stopped.returncode == 3, stopped.stderr
+    ran = (tmp_path / "repo" / "ran.log").read_text().splitlines()
+    assert [r.split()[1] if r.startswith("-m") else r.split()[0] for r in ran] == ["bench.tune"] * 3 + ["bench.app", "scripts/power.py"]
+    runs = tmp_path / "runs"
+    assert ran[3] == f"-m bench.app task=sentiment,arithmetic stage_seed=0,1,2,3,4 seed=0 hydra.sweep.dir={runs}/default"
+    assert ran[4] == (f"scripts/power.py {runs}/tune/sentiment {runs}/tune/arithmetic {runs}/default --stage-seeds=0,1,2,3,4 "
+                      "--config conf/config.yaml --check")  # fmt: skip

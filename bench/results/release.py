@@ -30,6 +30,7 @@ RECORD = "release.json"
 
 SETS = {
     "default": "the default comparison (a plain `rlhf-bench`): PPO, GRPO, DPO on both built-in tasks, with the aggregate across them",
+    "power": "the seeds' power: from the pilot (the tuning finals and the default comparison's runs on their stage seeds), each pair's variance between stage seeds and between trainer seeds, and the stage × trainer seeds the default comparison runs",
     "six": "the six-way comparison: the default comparison's runs and RLOO, REINFORCE++, best-of-N on the same seeds",
     "tuned/sentiment": "the tuning protocol on sentiment: each algorithm tuned against its defaults",
     "tuned/arithmetic": "the tuning protocol on arithmetic",
