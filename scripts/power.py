@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import re
 import sys
@@ -26,7 +27,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from bench.results import load_summaries
-from bench.results.report import provenance
+from bench.results.release import DESIGN
+from bench.results.report import _count, provenance
 from bench.results.stats import design_sd, seeds_for, variance_components
 from bench.results.tuning import best_finals
 from bench.tunedir import FINAL
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     table = pairs(runs, args.metric, args.diff)
     options = designs(table, runs, stage_build_seconds(runs))
     chosen = options.loc[[options["CPU h"].idxmin()]].to_dict("records")[0] if len(options) else None
-    verdict = (f"the design: {chosen['stage seeds']} stage seeds × {chosen['trainer seeds']} trainer seed(s), {chosen['runs']} runs, "
+    verdict = (f"the design: {_count(chosen['stage seeds'], 'stage seed')} × {_count(chosen['trainer seeds'], 'trainer seed')}, {chosen['runs']} runs, "
                f"about {chosen['CPU h']:.1f} CPU h on this machine: a paired difference of {args.diff:g} is detected at 80 % power "
                "(α = 0.05) on every pair" if chosen is not None else "no design: the pilot has too few stage seeds")  # fmt: skip
     text = "\n\n".join([
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "README.md").write_text(text + "\n")
+        (args.out / DESIGN).write_text(json.dumps(chosen and chosen | {"difference": args.diff}, indent=1) + "\n")
     if args.check and chosen is None:
         print("power: the pilot sizes no design (fewer than 2 stage seeds with both algorithms of a pair)", file=sys.stderr)
         return 3

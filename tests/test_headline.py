@@ -10,6 +10,7 @@ import pytest
 
 from bench.results import main as results_main
 from bench.results.headline import BEGIN, END, headline, main
+from bench.results.release import DESIGN
 from bench.results.release import RECORD as RELEASE
 from tests.test_verdicts import _two_task_sweep
 
@@ -27,6 +28,8 @@ def release(tmp_path_factory) -> Path:
     assert results_main([str(root / "sweep"), "--out", str(out / "default")]) == 0
     record = {"commit": "0123456789abcdef", "runs": 12, "wall_s": 5400, "parts": 3, "command": "bash scripts/release.sh"}
     (out / RELEASE).write_text(json.dumps(record))
+    (out / "power").mkdir()
+    (out / "power" / DESIGN).write_text(json.dumps({"trainer seeds": 1, "stage seeds": 16, "runs": 96, "CPU h": 4.2, "difference": 0.05}))
     return out
 
 
@@ -47,6 +50,8 @@ def test_the_headline_holds_the_release_and_its_tables_numbers_and_nothing_else_
     assert "ppo and grpo" not in section and "grpo and ppo at their tuned settings" in section  # the set's own algorithms
     assert "toy: SFT gold_reward 0.200, 0.300, 0.400 on stage seeds 0, 1, 2: spread 0.200." in section
     assert "Across the 2 tasks" in section and "nan" not in section
+    assert "- The seeds: 16 stage seeds × 1 trainer seed, the design a power calculation chose" in section
+    assert "a paired difference of 0.05 at 80 % power (α = 0.05) on every pair ([results/power/](results/power/README.md))." in section
     assert "### Tuned against untuned" not in section and "### The real model" not in section  # sets it does not have
     assert main([str(out), "--readme", str(readme)]) == 0 and readme.read_text() == text  # rewriting is idempotent
 

@@ -213,7 +213,8 @@ def test_power_sizes_each_design_from_the_pilots_components_and_checks_the_confi
     assert (pair["a"], pair["b"], pair["stage seeds"], pair["trainer seeds"]) == ("dpo", "ppo", 5, 2)
     assert pair["sd between stage seeds"] == pytest.approx(0.15) and pair["sd within a stage seed"] == pytest.approx(math.sqrt(0.005))
     assert (pair["n, 1 trainer seed"], pair["n, 2 trainer seeds"]) == (n1, n2)
-    assert f"The design: {n1} stage seeds × 1 trainer seed(s), {n1 * 2} runs" in printed.out
+    assert f"The design: {n1} stage seeds × 1 trainer seed, {n1 * 2} runs" in printed.out
+    assert json.loads((out / "design.json").read_text()) == pytest.approx({"trainer seeds": 1, "stage seeds": n1, "runs": 2 * n1, "CPU h": n1 * 21 / 3600, "difference": 0.05})
     assert f"the design is {n1} × 1: set hydra.sweeper.params stage_seed: range(0,{n1})" in printed.err
     assert "Taken at commit `abc123`" in (out / "README.md").read_text()
     config.write_text(config.read_text().replace("range(0,16)", f"range(0,{n1})"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results.release import RECORD, SETS, describe
+from bench.results.release import DESIGN, RECORD, SETS, describe
 from bench.results.report import _count, detectable
 from bench.results.tables import _cell, bracketed, markdown, sft_spread
 from bench.results.tuning import paper_tuned, rankings
@@ -81,6 +81,15 @@ def _aggregate(aggregate: pd.DataFrame) -> list[str]:
             "over the stage seeds:", "", markdown(shown), ""]  # fmt: skip
 
 
+def _design(where: Path, at: str) -> list[str]:
+    design = json.loads((where / DESIGN).read_text()) if (where / DESIGN).exists() else None
+    if not design:
+        return []
+    return [f"- The seeds: {_count(design['stage seeds'], 'stage seed')} × {_count(design['trainer seeds'], 'trainer seed')}, the "
+            f"design a power calculation chose from its pilot's variances, to detect a paired difference of {design['difference']:g} "
+            f"at 80 % power (α = 0.05) on every pair ([{at}/power/]({at}/power/README.md))."]  # fmt: skip
+
+
 def _default_section(out: Path, at: str) -> list[str]:
     where = out / "default"
     paper = _read(where, "paper")
@@ -97,6 +106,7 @@ def _default_section(out: Path, at: str) -> list[str]:
         markdown(_groups(paper, SCORES)),
         "",
         *[f"- {line}" for line in sft_spread(_read(where, "sft"))],
+        *_design(out / "power", at),
         "",
         *_aggregate(_read(where, "aggregate")),
         *_verdicts(_read(where, "pairwise", dtype={"n": str})),  # "3", or "3 vs 4" for Welch's

@@ -28,6 +28,9 @@ from bench.rundir import SUMMARY
 RECORD = "release.json"
 """OUT/RECORD: what a release was (commit, runs, wall_s, parts, command), for the README's headline."""
 
+DESIGN = "design.json"
+"""power/DESIGN: the stage and trainer seeds scripts/power.py chose for the default comparison, for the headline."""
+
 SETS = {
     "default": "the default comparison (a plain `rlhf-bench`): PPO, GRPO, DPO on both built-in tasks, with the aggregate across them",
     "power": "the seeds' power: from the pilot (the tuning finals and the default comparison's runs on their stage seeds), each pair's variance between stage seeds and between trainer seeds, and the stage × trainer seeds the default comparison runs",
