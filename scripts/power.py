@@ -7,10 +7,16 @@ with 80 % power at α = 0.05 with 1 and with 2 trainer seeds each, and what each
 
 The release's pilot (scripts/release.sh) is the tuning finals (tuned settings, trainer seed 1) and the default
 comparison's own runs on the same stage seeds (trainer seed 0): 2 trainer seeds on each. Runs are paired by stage
-seed and trainer seed. The design is the cheaper of the two that detects DIFF on every pair of both tasks; its cost
-is the pilot's mean seconds per run of each algorithm and task, and per stage build (the `built ... in N s` lines of
-the runs' logs, bench/cache.py). `--config` takes the algorithms from the default comparison's sweep, and with `--check`
-the script exits 3 where that sweep's stage and trainer seeds are not the design's."""
+seed and trainer seed. The design is the cheaper of the two that detects DIFF on every pair of both tasks, with
+never fewer stage seeds than the pilot's (the comparison reuses all its runs); its cost is the pilot's mean seconds
+per run of each algorithm and task, and per stage build (the `built ... in N s` lines of the runs' logs,
+bench/cache.py). `--config` takes the algorithms from the default comparison's sweep; with `--check` the script
+exits 3 where that sweep's stage and trainer seeds are not the design's (2 where the pilot sizes none), and
+otherwise writes the design to DIR/design.json for the README's headline.
+
+The sd is a point estimate from the pilot's few stage seeds, so the power a design reaches is 80 % only where the
+pilot's variances hold; the pairwise tables print each pair's minimum detectable difference at the n they have.
+"""
 
 from __future__ import annotations
 
@@ -57,13 +63,14 @@ def sweep(config: Path) -> dict[str, list[str]]:
 
 def pilot_runs(paths: list[str]) -> pd.DataFrame:
     """The pilot's finished runs: a tune directory's final runs of each search's best configuration (bench/results/
-    tuning.py), any other directory's runs. One configuration per task and algorithm, or the pilot mixes settings."""
+    tuning.py), any other directory's runs; a run found twice (one configuration and seeds in two directories) once.
+    One configuration per task and algorithm, or the pilot mixes settings."""
     frames = [best_finals(p) if (Path(p) / FINAL).is_dir() else load_summaries([p]).summaries for p in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:
         raise SystemExit(f"power: no runs in {' '.join(paths)}")
     runs = pd.concat(frames, ignore_index=True)
-    runs = runs[runs["status"] == "finished"]
+    runs = runs[runs["status"] == "finished"].drop_duplicates(subset=["task", "algo", "group", "stage_seed", "seed"])
     mixed = runs.groupby(["task", "algo"])["group"].nunique()
     if (mixed > 1).any():
         raise SystemExit(f"power: the pilot holds several configurations of {', '.join(f'{t} {a}' for t, a in mixed[mixed > 1].index)} "
@@ -71,9 +78,12 @@ def pilot_runs(paths: list[str]) -> pd.DataFrame:
     return runs
 
 
-def stage_build_seconds(runs: pd.DataFrame) -> pd.Series:
-    """Seconds to build one stage seed's stages (SFT, pairs, reward model), per task: the mean over the stage seeds
-    whose builds the runs' logs hold."""
+def stage_build_seconds(paths: list[str], pilot: pd.DataFrame) -> pd.Series:
+    """Seconds to build one stage seed's stages (SFT, pairs, reward model), per task of the pilot: the mean over its
+    stage seeds whose builds a log holds, from every run under `paths` (the run that needed a stage first built it,
+    whichever configuration it had); a task none of whose builds is logged is left out."""
+    runs = load_summaries(paths).summaries
+    runs = runs[runs["task"].isin(pilot["task"].unique()) & runs["stage_seed"].isin(pilot["stage_seed"].unique())]
     built = {}
     for run_dir, task, stage_seed in runs[["run_dir", "task", "stage_seed"]].itertuples(index=False):
         log = Path(run_dir) / "app.log"
@@ -99,22 +109,26 @@ def pairs(runs: pd.DataFrame, metric: str, diff: float) -> pd.DataFrame:
             for k in DESIGNS:
                 sd = design_sd(between, within, k)
                 row[f"sd, {per(k)}"] = sd
-                row[f"n, {per(k)}"] = seeds_for(sd, diff) if sd > 0 else math.nan
+                row[f"n, {per(k)}"] = math.nan if math.isnan(sd) else seeds_for(sd, diff)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def designs(table: pd.DataFrame, runs: pd.DataFrame, builds: pd.Series) -> pd.DataFrame:
-    """Each design (k trainer seeds per stage seed) that the pilot can size: the stage seeds every pair needs, the
-    runs, and their CPU hours on this machine (the pilot's seconds per run and per stage build)."""
+    """Each design (k trainer seeds per stage seed) the pilot sizes on every pair: the stage seeds the pair that
+    needs most needs, never fewer than the pilot's own (the comparison reuses its runs, all of them), the runs,
+    and their CPU hours on this machine (the pilot's seconds per run, per stage build where logged)."""
+    if table.empty:
+        return pd.DataFrame()
     run_s = runs.groupby(["task", "algo"])["wall_s"].mean().groupby(level=0).sum()
     rows = []
     for k in DESIGNS:
-        n = table[f"n, {per(k)}"].max()
-        if math.isnan(n):
+        needed = table[f"n, {per(k)}"]
+        if needed.isna().any():
             continue
+        n = max(int(needed.max()), runs["stage_seed"].nunique())
         seconds = n * sum(k * run_s[task] + builds.get(task, 0.0) for task in run_s.index)
-        rows.append({"trainer seeds": k, "stage seeds": int(n), "runs": int(n * k * runs.groupby("task")["algo"].nunique().sum()), "CPU h": seconds / 3600})
+        rows.append({"trainer seeds": k, "stage seeds": n, "runs": n * k * int(runs.groupby("task")["algo"].nunique().sum()), "CPU h": seconds / 3600})
     return pd.DataFrame(rows)
 
 
@@ -126,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage-seeds", help="the pilot's stage seeds (comma-separated); other runs are left out")
     parser.add_argument("--config", type=Path, help="the default comparison's config: the pairs of its algorithms only")
     parser.add_argument("--check", action="store_true", help="exit 3 where --config's stage and trainer seeds are not the design's")
-    parser.add_argument("--out", type=Path, help="a directory for README.md: the tables and the design")
+    parser.add_argument("--out", type=Path, help=f"a directory for README.md, and {DESIGN} where --check passed")
     args = parser.parse_args(argv)
     if args.check and not args.config:
         parser.error("--check needs --config")
@@ -137,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     if comparison:
         runs = runs[runs["algo"].isin(comparison["algo"])]
     table = pairs(runs, args.metric, args.diff)
-    options = designs(table, runs, stage_build_seconds(runs))
+    builds = stage_build_seconds(args.paths, runs)
+    options = designs(table, runs, builds)
     chosen = options.loc[[options["CPU h"].idxmin()]].to_dict("records")[0] if len(options) else None
-    verdict = (f"the design: {_count(chosen['stage seeds'], 'stage seed')} × {_count(chosen['trainer seeds'], 'trainer seed')}, {chosen['runs']} runs, "
+    unsized = table[table.filter(like="n, ").isna().all(axis=1)] if len(table) else table
+    verdict = (f"The design: {_count(chosen['stage seeds'], 'stage seed')} × {_count(chosen['trainer seeds'], 'trainer seed')}, {chosen['runs']} runs, "
                f"about {chosen['CPU h']:.1f} CPU h on this machine: a paired difference of {args.diff:g} is detected at 80 % power "
-               "(α = 0.05) on every pair" if chosen is not None else "no design: the pilot has too few stage seeds")  # fmt: skip
+               "(α = 0.05, before Holm's correction) on every pair." if chosen is not None
+               else "No design: a pair lacks 2 stage seeds with both its algorithms, or the pilot has no pair.")  # fmt: skip
     text = "\n\n".join([
         f"# The seeds' power: a paired difference of {args.diff:g} in `{args.metric}` at 80 % power, α = 0.05",
         f"The pilot: {len(runs)} finished runs, stage seeds {sorted(runs['stage_seed'].unique().tolist())}, "
@@ -150,25 +167,30 @@ def main(argv: list[str] | None = None) -> int:
         "(one-way random-effects ANOVA), the sd of a stage seed's mean over k trainer seeds, and the stage seeds n that "
         f"detect {args.diff:g} (a paired t-test over stage-seed means; the `mdd` of every pairwise table is the same arithmetic). "
         + provenance(runs),
-        table.to_markdown(index=False, floatfmt=".4g"),
+        table.to_markdown(index=False, floatfmt=".4g") if len(table) else "(no pair)",
+        "Costs: per run, the pilot's mean seconds of each algorithm; per stage seed, its stages' builds "
+        + ", ".join([f"{task} {builds[task]:.0f} s" if task in builds else f"{task} not logged (costed 0)" for task in sorted(runs["task"].unique())])
+        + ". The six-way comparison's other algorithms run on the same seeds, beside this cost.",
         options.to_markdown(index=False, floatfmt=".3g") if len(options) else "",
-        verdict[0].upper() + verdict[1:] + ".",
+        verdict + (f" Not sized: {', '.join(f'{t} {a} − {b}' for t, a, b in unsized[['task', 'a', 'b']].itertuples(index=False))}." if len(unsized) else ""),
     ])  # fmt: skip
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "README.md").write_text(text + "\n")
-        (args.out / DESIGN).write_text(json.dumps(chosen and chosen | {"difference": args.diff}, indent=1) + "\n")
-    if args.check and chosen is None:
-        print("power: the pilot sizes no design (fewer than 2 stage seeds with both algorithms of a pair)", file=sys.stderr)
+    if not args.check:
+        return 0
+    if chosen is None:
+        print("power: the pilot sizes no design (see above): no seeds to check conf/config.yaml against", file=sys.stderr)
+        return 2
+    want = {"stage_seed": [str(s) for s in range(chosen["stage seeds"])], "seed": [str(s) for s in range(chosen["trainer seeds"])]}
+    if any(comparison.get(key) != values for key, values in want.items()):
+        print(f"power: {args.config} sweeps stage_seed {','.join(comparison.get('stage_seed', []))} and seed {','.join(comparison.get('seed', []))}, "
+              f"not the design: set hydra.sweeper.params stage_seed: range(0,{chosen['stage seeds']}) and seed: "
+              f"{','.join(want['seed'])}, commit, and run again", file=sys.stderr)  # fmt: skip
         return 3
-    if args.check:
-        have = (len(comparison["stage_seed"]), len(comparison["seed"]))
-        if have != (chosen["stage seeds"], chosen["trainer seeds"]):
-            print(f"power: {args.config} sweeps {have[0]} stage seeds × {have[1]} trainer seed(s), the design is {chosen['stage seeds']} × "
-                  f"{chosen['trainer seeds']}: set hydra.sweeper.params stage_seed: range(0,{chosen['stage seeds']}) and seed "
-                  f"({', '.join(map(str, range(chosen['trainer seeds'])))}), commit, and run again", file=sys.stderr)  # fmt: skip
-            return 3
+    if args.out:  # the seeds the comparison runs, for the README's headline
+        (args.out / DESIGN).write_text(json.dumps(chosen | {"difference": args.diff}, indent=1) + "\n")
     return 0
 
 

@@ -48,7 +48,7 @@ read -r -a tune <<< "${RELEASE_TUNE:-tune.seeds=1 tune.stage_seeds=[0,1,2,3,4] t
 declare -A trials=([sentiment]=18 [arithmetic]=30)
 read -r -a seeds <<< "${RELEASE_SEEDS:-}"
 # the pilot's stage seeds are the tuning finals' (RELEASE_TUNE's tune.stage_seeds)
-pilot=$(printf '%s\n' "${tune[@]}" | sed -n 's/^tune\.stage_seeds=\[\(.*\)\]$/\1/p')
+pilot=$(printf '%s\n' "${tune[@]}" | sed -n 's/^tune\.stage_seeds=\[\(.*\)\]$/\1/p' | tail -n 1)
 [ -n "$pilot" ] || { echo "release: RELEASE_TUNE must name tune.stage_seeds=[...] (the seeds' pilot runs on them)" >&2; exit 2; }
 # the verdict on the real model: a short search per algorithm (6 trials, TPE's random start, in each algorithm's
 # space, conf/tune/<algo>.yaml), then the best configuration on 3 stage seeds; no default rows (the untuned
@@ -117,7 +117,8 @@ python -m bench.app "${real[@]}" "algo=$real_precision_algo" precision=fp32 "sta
   "hydra.sweep.dir=$runs/smollm2_fp32" "$@"
 
 rm -rf "$out/tuned" "$out/default" "$out/six" "$out/smollm2" "$out/power"
-"${power[@]}" --out "$out/power" > /dev/null
+# with its design where the seeds were the design's (checked), the headline's; RELEASE_SEEDS' are not
+if [ ${#seeds[@]} -eq 0 ]; then "${power[@]}" --check --out "$out/power" > /dev/null; else "${power[@]}" --out "$out/power" > /dev/null; fi
 for task in sentiment arithmetic smollm2; do
   python -m bench.results "$runs/tune/$task" --out "$out/tuned/$task"
 done

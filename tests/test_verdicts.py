@@ -176,49 +176,77 @@ def test_results_of_several_tasks_hold_the_aggregate_table_and_profile(tmp_path)
 def test_variance_components_of_a_hand_worked_pilot():
     """d = 1, 3 on stage seed 0; 2, 2 on 1; 4, 6 on 2. Within: (2 + 0 + 2) / 3 degrees of freedom = 4/3. The stage
     means 2, 2, 5 have variance 6/2 = 3, of which within/2 = 2/3 is their trainer seeds': between 7/3. A stage seed's
-    mean over 1 trainer seed then has sd √(7/3 + 4/3) = √(11/3), over 2, √(7/3 + 2/3) = √3. Without a second trainer
-    seed anywhere the two parts are one: the variance of the values, 42/9/2 = 7/3 for 1, 2, 4, at k = 1 only."""
+    mean over 1 trainer seed then has sd √(7/3 + 4/3) = √(11/3), over 2, √(7/3 + 2/3) = √3. Unbalanced, stage seed 1
+    with the one value 2: within (2 + 2) / 2 = 2 from stage seeds 0 and 2; the means 2, 2, 5 carry within · mean(1/2,
+    1, 1/2) = 4/3 of it: between 3 - 4/3 = 5/3. Without a second trainer seed anywhere the two parts are one: the
+    variance of the values, 42/9/2 = 7/3 for 1, 2, 4, at k = 1 only."""
     pilot = pd.DataFrame({"stage_seed": [0, 0, 1, 1, 2, 2], "value": [1.0, 3.0, 2.0, 2.0, 4.0, 6.0]})
     between, within = variance_components(pilot)
     assert (between, within) == pytest.approx((7 / 3, 4 / 3))
     assert design_sd(between, within, 1) == pytest.approx(math.sqrt(11 / 3)) and design_sd(between, within, 2) == pytest.approx(math.sqrt(3))
+    assert variance_components(pilot.drop(index=3)) == pytest.approx((5 / 3, 2))
     between, within = variance_components(pd.DataFrame({"stage_seed": [0, 1, 2], "value": [1.0, 2.0, 4.0]}))
     assert between == pytest.approx(7 / 3) and math.isnan(within)
     assert design_sd(between, within, 1) == pytest.approx(math.sqrt(7 / 3)) and math.isnan(design_sd(between, within, 2))
 
 
-def _pilot(root):
+def _pilot(root, build_s: int = 0):
     """ppo 0.5 everywhere; dpo 0.5 + b_s ± 0.05 on trainer seeds 0 and 1 of stage seed s, b = 0, 0.1, -0.1, 0.2, -0.2.
     The difference's within variance is 0.05² · 2 = 0.005; its stage means b have variance 0.1/4 = 0.025, of which
-    0.005/2 is the trainer seeds': between 0.0225. Runs take 10 s (seed 0) and 11 s (seed 1), no stage builds."""
+    0.005/2 is the trainer seeds': between 0.0225. Runs take 10 s (seed 0) and 11 s (seed 1); each stage seed's
+    stages take `build_s`, logged by its first run as bench/cache.py does. Beside them, what the pilot must leave
+    out: rloo (not in the comparison) and a stage seed 7 (not the pilot's) with a difference of 5."""
     for stage, b in enumerate([0.0, 0.1, -0.1, 0.2, -0.2]):
         for seed, w in ((0, 0.05), (1, -0.05)):
-            _write_run(root, f"ppo_{stage}_{seed}", "ppo", seed, 0.5, stage_seed=stage)
+            first = _write_run(root, f"ppo_{stage}_{seed}", "ppo", seed, 0.5, stage_seed=stage)
             _write_run(root, f"dpo_{stage}_{seed}", "dpo", seed, 0.5 + b + w, stage_seed=stage)
+            if seed == 0 and build_s:
+                (first / "app.log").write_text(f"[2026-12-06 13:57:46,155][bench.cache][INFO] - built sft abc in {build_s} s\n")
+        _write_run(root, f"rloo_{stage}", "rloo", 0, 0.9, stage_seed=stage)
+    _write_run(root, "ppo_7", "ppo", 0, 5.0, stage_seed=7)
+    _write_run(root, "dpo_7", "dpo", 0, 0.0, stage_seed=7)
 
 
 def test_power_sizes_each_design_from_the_pilots_components_and_checks_the_config(tmp_path, capsys):
     """At 1 trainer seed the difference's sd is √(0.0225 + 0.005), at 2 √(0.0225 + 0.0025); each gets the stage seeds
     `seeds_for` gives it. At 21 s of runs a stage seed for 1 trainer seed and 42 s for 2 the cheaper is 1 trainer seed.
-    `--check` exits 3 until the config's sweep is that design."""
+    `--check` exits 3 until the config's sweep is that design, and only then writes it for the headline."""
     _pilot(tmp_path / "pilot")
     n1, n2 = seeds_for(math.sqrt(0.0275), 0.05), seeds_for(math.sqrt(0.025), 0.05)
     assert n2 < n1 < 2 * n2  # fewer stage seeds at 2 trainer seeds, but more runs
     config = tmp_path / "config.yaml"
     config.write_text("hydra:\n  sweeper:\n    params:\n      algo: ppo,dpo\n      stage_seed: range(0,16)\n      seed: 0\n")
     out = tmp_path / "out"
-    assert power.main([str(tmp_path / "pilot"), "--config", str(config), "--check", "--out", str(out)]) == 3
+    argv = [str(tmp_path / "pilot"), "--stage-seeds=0,1,2,3,4", "--config", str(config), "--check", "--out", str(out)]
+    assert power.main(argv) == 3
     printed = capsys.readouterr()
-    (pair,) = power.pairs(power.pilot_runs([str(tmp_path / "pilot")]), "eval/gold_reward", 0.05).to_dict("records")
-    assert (pair["a"], pair["b"], pair["stage seeds"], pair["trainer seeds"]) == ("dpo", "ppo", 5, 2)
+    assert [line.split("|")[2:4] for line in printed.out.splitlines() if line.startswith("| toy")] == [[" dpo ", " ppo "]]
+    assert "rloo" not in printed.out
+    runs = power.pilot_runs([str(tmp_path / "pilot")])
+    (pair,) = power.pairs(runs[runs["stage_seed"] < 5], "eval/gold_reward", 0.05).query("b == 'ppo'").to_dict("records")
+    assert (pair["a"], pair["stage seeds"], pair["trainer seeds"]) == ("dpo", 5, 2)
     assert pair["sd between stage seeds"] == pytest.approx(0.15) and pair["sd within a stage seed"] == pytest.approx(math.sqrt(0.005))
     assert (pair["n, 1 trainer seed"], pair["n, 2 trainer seeds"]) == (n1, n2)
     assert f"The design: {n1} stage seeds × 1 trainer seed, {n1 * 2} runs" in printed.out
-    assert json.loads((out / "design.json").read_text()) == pytest.approx({"trainer seeds": 1, "stage seeds": n1, "runs": 2 * n1, "CPU h": n1 * 21 / 3600, "difference": 0.05})
-    assert f"the design is {n1} × 1: set hydra.sweeper.params stage_seed: range(0,{n1})" in printed.err
-    assert "Taken at commit `abc123`" in (out / "README.md").read_text()
+    assert f"not the design: set hydra.sweeper.params stage_seed: range(0,{n1}) and seed: 0," in printed.err
+    assert "Taken at commit `abc123`" in (out / "README.md").read_text() and not (out / "design.json").exists()
     config.write_text(config.read_text().replace("range(0,16)", f"range(0,{n1})"))
-    assert power.main([str(tmp_path / "pilot"), "--config", str(config), "--check"]) == 0
+    assert power.main(argv) == 0
+    assert json.loads((out / "design.json").read_text()) == pytest.approx({"trainer seeds": 1, "stage seeds": n1, "runs": 2 * n1, "CPU h": n1 * 21 / 3600, "difference": 0.05})
+
+
+def test_power_takes_2_trainer_seeds_where_the_stage_builds_make_them_cheaper(tmp_path, capsys):
+    """With 1 000 s of logged stage builds a stage seed, 1 trainer seed costs n1 · 1 021 s and 2 cost n2 · 1 042 s: 2.
+    A pilot of one stage seed sizes nothing, and `--check` says so (exit 2)."""
+    _pilot(tmp_path / "pilot", build_s=1000)
+    n1, n2 = seeds_for(math.sqrt(0.0275), 0.05), seeds_for(math.sqrt(0.025), 0.05)
+    assert n2 * 1042 < n1 * 1021
+    config = tmp_path / "config.yaml"
+    config.write_text(f"hydra:\n  sweeper:\n    params:\n      algo: ppo,dpo\n      stage_seed: range(0,{n2})\n      seed: 0,1\n")
+    assert power.main([str(tmp_path / "pilot"), "--stage-seeds=0,1,2,3,4", "--config", str(config), "--check"]) == 0
+    assert f"The design: {n2} stage seeds × 2 trainer seeds, {n2 * 4} runs, about {n2 * 1042 / 3600:.1f} CPU h" in capsys.readouterr().out
+    assert power.main([str(tmp_path / "pilot"), "--stage-seeds=0", "--config", str(config), "--check"]) == 2
+    assert "No design" in capsys.readouterr().out
 
 
 def test_the_power_pilot_takes_a_tune_directorys_finals_of_its_best_configuration_only(tmp_path):
