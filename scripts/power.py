@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         f"detect {args.diff:g} (a paired t-test over stage-seed means; the `mdd` of every pairwise table is the same arithmetic). "
         + provenance(runs),
         table.to_markdown(index=False, floatfmt=".4g") if len(table) else "(no pair)",
-        "Costs: per run, the pilot's mean seconds of each algorithm; per stage seed, its stages' builds "
+        "Costs: per run, the pilot's mean seconds of each algorithm; per stage seed, its stages' builds: "
         + ", ".join([f"{task} {builds[task]:.0f} s" if task in builds else f"{task} not logged (costed 0)" for task in sorted(runs["task"].unique())])
         + ". The six-way comparison's other algorithms run on the same seeds, beside this cost.",
         options.to_markdown(index=False, floatfmt=".3g") if len(options) else "",
