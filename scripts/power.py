@@ -43,10 +43,6 @@ DESIGNS = (1, 2)
 """Trainer seeds per stage seed the design may have."""
 
 
-def per(k: int) -> str:
-    return f"{k} trainer seed{'s' if k > 1 else ''}"
-
-
 STAGE_BUILT = re.compile(r"\[bench\.cache\]\[INFO\] - built (\w+) (\w+) in (\d+) s")
 
 
@@ -108,22 +104,26 @@ def pairs(runs: pd.DataFrame, metric: str, diff: float) -> pd.DataFrame:
                    "sd between stage seeds": math.sqrt(between), "sd within a stage seed": math.sqrt(within)}  # fmt: skip
             for k in DESIGNS:
                 sd = design_sd(between, within, k)
-                row[f"sd, {per(k)}"] = sd
-                row[f"n, {per(k)}"] = math.nan if math.isnan(sd) else seeds_for(sd, diff)
+                row[f"sd, {_count(k, 'trainer seed')}"] = sd
+                row[f"n, {_count(k, 'trainer seed')}"] = math.nan if math.isnan(sd) else seeds_for(sd, diff)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def designs(table: pd.DataFrame, runs: pd.DataFrame, builds: pd.Series) -> pd.DataFrame:
+def run_seconds(runs: pd.DataFrame) -> pd.Series:
+    """Seconds of one trainer seed's runs on one stage seed, per task: each algorithm's mean over the pilot, summed."""
+    return runs.groupby(["task", "algo"])["wall_s"].mean().groupby(level=0).sum()
+
+
+def designs(table: pd.DataFrame, runs: pd.DataFrame, run_s: pd.Series, builds: pd.Series) -> pd.DataFrame:
     """Each design (k trainer seeds per stage seed) the pilot sizes on every pair: the stage seeds the pair that
     needs most needs, never fewer than the pilot's own (the comparison reuses its runs, all of them), the runs,
-    and their CPU hours on this machine (the pilot's seconds per run, per stage build where logged)."""
+    and their CPU hours on this machine (`run_s` per trainer seed and stage seed, `builds` per stage seed)."""
     if table.empty:
         return pd.DataFrame()
-    run_s = runs.groupby(["task", "algo"])["wall_s"].mean().groupby(level=0).sum()
     rows = []
     for k in DESIGNS:
-        needed = table[f"n, {per(k)}"]
+        needed = table[f"n, {_count(k, 'trainer seed')}"]
         if needed.isna().any():
             continue
         n = max(int(needed.max()), runs["stage_seed"].nunique())
@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if comparison:
         runs = runs[runs["algo"].isin(comparison["algo"])]
     table = pairs(runs, args.metric, args.diff)
-    builds = stage_build_seconds(args.paths, runs)
-    options = designs(table, runs, builds)
+    run_s, builds = run_seconds(runs), stage_build_seconds(args.paths, runs)
+    options = designs(table, runs, run_s, builds)
     chosen = options.loc[[options["CPU h"].idxmin()]].to_dict("records")[0] if len(options) else None
     unsized = table[table.filter(like="n, ").isna().all(axis=1)] if len(table) else table
     verdict = (f"The design: {_count(chosen['stage seeds'], 'stage seed')} × {_count(chosen['trainer seeds'], 'trainer seed')}, {chosen['runs']} runs, "
@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         f"detect {args.diff:g} (a paired t-test over stage-seed means; the `mdd` of every pairwise table is the same arithmetic). "
         + provenance(runs),
         table.to_markdown(index=False, floatfmt=".4g") if len(table) else "(no pair)",
-        "Costs: per run, the pilot's mean seconds of each algorithm; per stage seed, its stages' builds: "
+        "Costs per stage seed: one trainer seed's runs (each algorithm's mean seconds), "
+        + ", ".join(f"{task} {seconds:.0f} s" for task, seconds in run_s.items())
+        + "; its stages' builds, "
         + ", ".join([f"{task} {builds[task]:.0f} s" if task in builds else f"{task} not logged (costed 0)" for task in sorted(runs["task"].unique())])
         + ". The six-way comparison's other algorithms run on the same seeds, beside this cost.",
         options.to_markdown(index=False, floatfmt=".3g") if len(options) else "",
