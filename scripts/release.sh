@@ -103,9 +103,9 @@ fi
 # tests') sets the seeds instead of the design
 python -m bench.app task=sentiment,arithmetic "stage_seed=$pilot" seed=0 "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
 power=(python scripts/power.py "$runs/tune/sentiment" "$runs/tune/arithmetic" "$runs/default" "--stage-seeds=$pilot" --config conf/config.yaml)
-if [ ${#seeds[@]} -eq 0 ]; then
-  "${power[@]}" --check || exit $?
-fi
+check=()
+[ ${#seeds[@]} -gt 0 ] || check=(--check)
+"${power[@]}" "${check[@]}" || exit $?
 python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
 python -m bench.app algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
 # the protocol's final runs are the verdict's (seeds 1..K on stages the search never saw): best-of-N joins them
@@ -118,7 +118,7 @@ python -m bench.app "${real[@]}" "algo=$real_precision_algo" precision=fp32 "sta
 
 rm -rf "$out/tuned" "$out/default" "$out/six" "$out/smollm2" "$out/power"
 # with its design where the seeds were the design's (checked), the headline's; RELEASE_SEEDS' are not
-if [ ${#seeds[@]} -eq 0 ]; then "${power[@]}" --check --out "$out/power" > /dev/null; else "${power[@]}" --out "$out/power" > /dev/null; fi
+"${power[@]}" "${check[@]}" --out "$out/power" > /dev/null
 for task in sentiment arithmetic smollm2; do
   python -m bench.results "$runs/tune/$task" --out "$out/tuned/$task"
 done
