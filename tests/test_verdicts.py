@@ -228,6 +228,7 @@ def test_power_sizes_each_design_from_the_pilots_components_and_checks_the_confi
     assert pair["sd between stage seeds"] == pytest.approx(0.15) and pair["sd within a stage seed"] == pytest.approx(math.sqrt(0.005))
     assert (pair["n, 1 trainer seed"], pair["n, 2 trainer seeds"]) == (n1, n2)
     assert f"The design: {n1} stage seeds × 1 trainer seed, {n1 * 2} runs" in printed.out
+    assert "Costs per stage seed: one trainer seed's runs (each algorithm's mean seconds), toy 21 s; its stages' builds, toy not logged (costed 0)." in printed.out
     assert f"not the design: set hydra.sweeper.params stage_seed: range(0,{n1}) and seed: 0," in printed.err
     assert "Taken at commit `abc123`" in (out / "README.md").read_text() and not (out / "design.json").exists()
     config.write_text(config.read_text().replace("range(0,16)", f"range(0,{n1})"))
