@@ -24,6 +24,7 @@
 # them, then run the same command again; the same where the pilot's design is not conf/config.yaml's seeds.
 # Stopped (Ctrl-C, a killed session) and started again with the same command, it reuses every finished run
 # by its identity and resumes the killed ones from their checkpoints: a release may take several sessions.
+# Every part must run on the machine kind of the first (exit 4 where not: scripts/machine_check.py).
 # Environment: RELEASE_RUNS (where the runs go, results/runs), RELEASE_OUT (results), RELEASE_CONF (conf:
 # the checkout's; elsewhere, the comparisons read it through hydra.searchpath), RELEASE_TUNE (tune.* settings),
 # RELEASE_SEEDS (seed overrides of parts 2 and 3; empty: the default comparison's own), RELEASE_REAL, RELEASE_TUNE_REAL,
@@ -82,6 +83,11 @@ if [ -e "$out/.git" ] || [ "$(realpath "$out")" = "$(realpath .)" ]; then
   echo "release: RELEASE_OUT=$out would hold the checkout; the release replaces everything in it" >&2
   exit 2
 fi
+# a release is one machine kind's bits: each part rebuilds the stages it needs, and runs paired by stage seed must
+# read the same weights, which CPUs of other kinds do not compute (scripts/machine_check.py: exit 4, no part counted)
+python scripts/machine_check.py "$runs" --rebuild || exit $?
+# each phase, then the stage contents its runs read against the earlier runs' (exit 4 at that phase, not at the end)
+phase() { "$@"; python scripts/machine_check.py "$runs" > /dev/null; }
 commit=$(git rev-parse HEAD)
 mkdir -p "$runs"
 parts=$(( $(cat "$runs/parts" 2>/dev/null || echo 0) + 1 ))
@@ -91,9 +97,9 @@ spent=$(cat "$runs/wall_s" 2>/dev/null || echo 0)
 trap 'echo $(( spent + $(date +%s) - start )) > "$runs/wall_s"' EXIT
 
 for task in sentiment arithmetic; do
-  python -m bench.tune "task=$task" "tune.trials=${trials[$task]}" "${tune[@]}" "tune.dir=$runs/tune/$task" "tune.conf_dir=$conf" "$@"
+  phase python -m bench.tune "task=$task" "tune.trials=${trials[$task]}" "${tune[@]}" "tune.dir=$runs/tune/$task" "tune.conf_dir=$conf" "$@"
 done
-python -m bench.tune "${real[@]}" "${tune_real[@]}" "tune.stage_seeds=[$real_stage_seeds]" "tune.dir=$runs/tune/smollm2" \
+phase python -m bench.tune "${real[@]}" "${tune_real[@]}" "tune.stage_seeds=[$real_stage_seeds]" "tune.dir=$runs/tune/smollm2" \
   "tune.conf_dir=$conf" "$@"
 if dirty conf/tuned; then
   echo "release: the tuning protocol wrote new tuned settings (git status conf/tuned): commit them, then run the same command again" >&2
@@ -101,19 +107,19 @@ if dirty conf/tuned; then
 fi
 # the pilot: the default comparison's own runs on the finals' stage seeds (reused by it below); RELEASE_SEEDS (the
 # tests') sets the seeds instead of the design
-python -m bench.app task=sentiment,arithmetic "stage_seed=$pilot" seed=0 "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
+phase python -m bench.app task=sentiment,arithmetic "stage_seed=$pilot" seed=0 "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
 power=(python scripts/power.py "$runs/tune/sentiment" "$runs/tune/arithmetic" "$runs/default" "--stage-seeds=$pilot" --config conf/config.yaml)
 check=()
 [ ${#seeds[@]} -gt 0 ] || check=(--check)
 "${power[@]}" "${check[@]}" || exit $?
-python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
-python -m bench.app algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
+phase python -m bench.app task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/default" "$@"
+phase python -m bench.app algo=rloo,reinforce_pp,best_of_n task=sentiment,arithmetic "${seeds[@]}" "${searchpath[@]}" "hydra.sweep.dir=$runs/six" "$@"
 # the protocol's final runs are the verdict's (seeds 1..K on stages the search never saw): best-of-N joins them
-python -m bench.app "${real[@]}" algo=best_of_n "stage_seed=$real_stage_seeds" seed=1 "${searchpath[@]}" \
+phase python -m bench.app "${real[@]}" algo=best_of_n "stage_seed=$real_stage_seeds" seed=1 "${searchpath[@]}" \
   "hydra.sweep.dir=$runs/smollm2_best_of_n" "$@"
 # the same final runs of one algorithm in float32 (its tuned settings, the same seeds): bf16's change against the
 # stage seeds' spread, paired, at the real model's size (tests/test_precision.py checks it at the tiny one)
-python -m bench.app "${real[@]}" "algo=$real_precision_algo" precision=fp32 "stage_seed=$real_stage_seeds" seed=1 "${searchpath[@]}" \
+phase python -m bench.app "${real[@]}" "algo=$real_precision_algo" precision=fp32 "stage_seed=$real_stage_seeds" seed=1 "${searchpath[@]}" \
   "hydra.sweep.dir=$runs/smollm2_fp32" "$@"
 
 rm -rf "$out/tuned" "$out/default" "$out/six" "$out/smollm2" "$out/power"

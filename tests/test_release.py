@@ -101,15 +101,16 @@ def test_a_run_from_a_commit_that_changed_only_the_results_tool_is_the_release_c
     assert not same_code_as(commits[2], commits[3]) and not same_code_as(commits[3], commits[4])
 
 
-def _release_with_a_stand_in_python(tmp_path: Path, python: str) -> subprocess.CompletedProcess:
+def _release_with_a_stand_in_python(tmp_path: Path, python: str, machine_check: str = "") -> subprocess.CompletedProcess:
     """scripts/release.sh in a clone of this checkout (its committed conf/), with `python` a stand-in script: the
-    release's gates without its runs."""
+    release's gates without its runs. `scripts/machine_check.py` passes unless `machine_check` says otherwise."""
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
     (repo / "scripts" / "release.sh").write_text((ROOT / "scripts" / "release.sh").read_text())  # this checkout's script
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python").write_text("#!/bin/bash\n" + python)
+    passes = '[ "$1" = scripts/machine_check.py ] && exit 0\n'
+    (bin_dir / "python").write_text("#!/bin/bash\n" + (machine_check or passes) + python)
     (bin_dir / "python").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASE_")} | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "RELEASE_RUNS": str(tmp_path / "runs")}
     return subprocess.run(["bash", "scripts/release.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
@@ -141,3 +142,23 @@ def test_a_design_other_than_the_configs_seeds_stops_the_release_after_its_pilot
     assert ran[3] == f"-m bench.app task=sentiment,arithmetic stage_seed=0,1,2,3,4 seed=0 hydra.sweep.dir={runs}/default"
     assert ran[4] == (f"scripts/power.py {runs}/tune/sentiment {runs}/tune/arithmetic {runs}/default --stage-seeds=0,1,2,3,4 "
                       "--config conf/config.yaml --check")  # fmt: skip
+
+
+def test_a_machine_that_computes_other_bits_stops_the_release_before_its_runs_or_after_the_phase_that_showed_it(tmp_path):
+    """scripts/machine_check.py (a stand-in here; tests/test_machine_check.py runs it) first rebuilds a recorded stage:
+    where that exits 4 nothing runs and no part is counted. After each phase it compares the stage contents the
+    runs recorded: where that exits 4 the release stops there."""
+    logged = 'echo "$*" >> ran.log\nexit 0\n'
+    refuses = '[ "$1" = scripts/machine_check.py ] && exit 4\n'
+    before = _release_with_a_stand_in_python(tmp_path / "before", logged, machine_check=refuses)
+    assert before.returncode == 4, before.stderr
+    assert not (tmp_path / "before" / "repo" / "ran.log").exists() and not (tmp_path / "before" / "runs" / "parts").exists()
+    after = _release_with_a_stand_in_python(tmp_path / "after", logged, machine_check=(
+        'if [ "$1" = scripts/machine_check.py ]; then echo "check $*" >> ran.log; [ "$3" = --rebuild ] && exit 0; exit 4; fi\n'
+    ))  # fmt: skip
+    assert after.returncode == 4, after.stderr
+    runs = tmp_path / "after" / "runs"
+    ran = (tmp_path / "after" / "repo" / "ran.log").read_text().splitlines()
+    assert ran[0] == f"check scripts/machine_check.py {runs} --rebuild" and ran[1].startswith("-m bench.tune task=sentiment ")
+    assert ran[2:] == [f"check scripts/machine_check.py {runs}"]
+    assert (runs / "parts").read_text().strip() == "1"

@@ -1,0 +1,103 @@
+"""Does this machine compute a release's stages bit for bit? The release's gate against mixing machine kinds (exit 4).
+
+A release runs in parts, each on whatever machine its session gets, and every part rebuilds the cached stages it
+needs (the cache is not committed). Runs paired by stage seed must read the same stage weights, and CPUs of other
+kinds do not compute them bit for bit. Measured on 2026-12-07: a Xeon with AMX (amx_bf16, avx512_bf16) rebuilt
+arithmetic stage seed 0's SFT (the small preset, float32, 780 steps) as content b50f355c6967f83e, held-out accuracy
+0.530, where the release's 378 runs of its first 11 parts had all read 20513f24ebff4504 (0.508); its quality curve
+matched the other machine's for the first ~150 steps, then drifted (float rounding, not another random stream).
+SmolLM2's reward models (bf16 training) came out other there too, its sampled preference pairs the same. Runs of
+such a machine fail the release only at its end (`bench/results/release.py`), hours later; this check stops it first.
+
+    python scripts/machine_check.py RUNS             the stage contents RUNS's finished runs recorded agree per stage
+    python scripts/machine_check.py RUNS --rebuild   and this machine rebuilds the cheapest recorded SFT stage (the
+                                                     release's: arithmetic's, about 40 s on 2 cores) into a scratch
+                                                     cache with the content its runs recorded
+
+Exit 0: they agree (or RUNS has no finished run); 4: they do not, with the stage and both contents; 2: the recorded
+stage cannot be rebuilt from its run's overrides (another key: the code or config differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from hydra import compose, initialize_config_dir
+
+from bench import rundir
+from bench.app import CONF_DIR
+from bench.cache import content_digest
+from bench.config import to_object
+from bench.models import build_tokenizer
+from bench.results.load import load_summaries
+from bench.results.release import rebuilt_stages
+from bench.runner.build import pick_device
+from bench.stages import prepare_sft
+from bench.tasks import build_task, chat_prompts, prompt_splits
+
+OTHER_BITS = 4
+
+
+def cheapest_built_sft(run_dirs: list[Path]) -> Path | None:
+    """The run whose SFT stage cost the fewest FLOPs to build (a pretrained model's skipped SFT proves nothing)."""
+    built = [(rundir.read_summary(d)["stages"]["sft"].get("flops", 0.0), str(d)) for d in run_dirs]
+    built = [b for b in built if b[0] > 0]
+    return Path(min(built)[1]) if built else None
+
+
+def rebuilt_sft(run_dir: Path, cache: Path) -> dict:
+    """The manifest of `run_dir`'s SFT stage built again, from the run's own overrides, into `cache`."""
+    overrides = [o for o in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) if not o.startswith("cache_dir=")]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = to_object(compose("config", overrides=[*overrides, f"cache_dir={cache}"]))
+    task = build_task(cfg.task)
+    tokenizer = build_tokenizer(cfg.model, task.vocabulary)
+    prompts = prompt_splits(task, cfg.stage_seed)
+    train = chat_prompts(prompts, tokenizer).train if task.chat else prompts.train
+    return prepare_sft(cfg, task, tokenizer, train, pick_device(cfg.device))[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", help="a release's run directories (RELEASE_RUNS)")
+    parser.add_argument("--rebuild", action="store_true", help="also rebuild the cheapest recorded SFT stage here")
+    args = parser.parse_args(argv)
+    runs = load_summaries([args.runs]).summaries if Path(args.runs).exists() else pd.DataFrame()
+    finished = runs[runs["status"] == "finished"] if len(runs) else runs
+    if finished.empty:
+        print(f"machine check: no finished run in {args.runs} yet, nothing to compare")
+        return 0
+    disagree = rebuilt_stages(finished)
+    if disagree:
+        print(f"machine check: runs of one stage seed read other stage contents ({'; '.join(disagree[:3])}): a machine "
+              "rebuilt them with other bits; move those runs aside and run them on the release's machine kind", file=sys.stderr)  # fmt: skip
+        return OTHER_BITS
+    probe = cheapest_built_sft([Path(d) for d in finished["run_dir"]]) if args.rebuild else None
+    if probe is None:
+        print(f"machine check: the {len(finished)} finished runs' stage contents agree")
+        return 0
+    recorded = rundir.read_summary(probe)["stages"]["sft"]
+    with tempfile.TemporaryDirectory() as cache:
+        manifest = rebuilt_sft(probe, Path(cache))
+    if manifest["key"] != recorded["hash"]:
+        print(f"machine check: {probe}'s overrides give SFT stage {manifest['key']}, not its recorded {recorded['hash']}: "
+              "another code or config, nothing to compare", file=sys.stderr)  # fmt: skip
+        return 2
+    content, quality = content_digest(manifest), manifest["info"].get("heldout_quality")
+    if content != recorded["content"]:
+        print(f"machine check: this machine rebuilt SFT stage {recorded['hash']} ({probe.name}'s) as content {content}, "
+              f"held-out quality {quality}, where the release's runs read {recorded['content']} ({recorded.get('heldout_quality')}): "
+              "it computes other bits than the machine that ran them; continue on a machine of that kind, or start a "
+              "fresh release (a fresh RELEASE_RUNS)", file=sys.stderr)  # fmt: skip
+        return OTHER_BITS
+    print(f"machine check: this machine rebuilt SFT stage {recorded['hash']} ({probe.name}'s) bit for bit ({content})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
