@@ -15,17 +15,21 @@ such a machine fail the release only at its end (`bench/results/release.py`), ho
                                                      cache with the content its runs recorded
 
 Exit 0: they agree (or RUNS has no finished run); 4: they do not, with the stage and both contents; 2: the recorded
-stage cannot be rebuilt from its run's overrides (another key: the code or config differ).
+stage cannot be rebuilt from its run's overrides (another key: the code or config differ). With --rebuild, a
+machine that passes is added to RUNS/machines (which kinds ran the release; the message of exit 4 cites it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 from hydra import compose, initialize_config_dir
 
@@ -41,6 +45,26 @@ from bench.stages import prepare_sft
 from bench.tasks import build_task, chat_prompts, prompt_splits
 
 OTHER_BITS = 4
+MACHINES = "machines"
+
+
+def this_machine() -> str:
+    """The CPU as the kernels see it: its model, torch's vector ISA, the bf16 and AMX instructions oneDNN uses."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    info = dict(reversed([tuple(part.strip() for part in line.split(":", 1)) for line in lines if ":" in line]))
+    bf16 = "".join(f" {f}" for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split())
+    cpu = f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+    return f"{cpu}, {torch.backends.cpu.get_cpu_capability()}{bf16}, {os.cpu_count()} cores"
+
+
+def recorded_machines(runs: Path) -> str:
+    return "; ".join((runs / MACHINES).read_text().splitlines()) if (runs / MACHINES).exists() else "not recorded"
+
+
+def record(runs: Path) -> None:
+    runs.mkdir(parents=True, exist_ok=True)
+    with (runs / MACHINES).open("a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d')} {this_machine()}\n")
 
 
 def cheapest_built_sft(run_dirs: list[Path]) -> Path | None:
@@ -71,11 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     finished = runs[runs["status"] == "finished"] if len(runs) else runs
     if finished.empty:
         print(f"machine check: no finished run in {args.runs} yet, nothing to compare")
+        if args.rebuild:
+            record(Path(args.runs))
         return 0
     disagree = rebuilt_stages(finished)
     if disagree:
         print(f"machine check: runs of one stage seed read other stage contents ({'; '.join(disagree[:3])}): a machine "
-              "rebuilt them with other bits; move those runs aside and run them on the release's machine kind", file=sys.stderr)  # fmt: skip
+              "rebuilt them with other bits; move those runs aside and run them on the release's machine kind",
+              file=sys.stderr)  # fmt: skip
         return OTHER_BITS
     probe = cheapest_built_sft([Path(d) for d in finished["run_dir"]]) if args.rebuild else None
     if probe is None:
@@ -91,11 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     content, quality = content_digest(manifest), manifest["info"].get("heldout_quality")
     if content != recorded["content"]:
         print(f"machine check: this machine rebuilt SFT stage {recorded['hash']} ({probe.name}'s) as content {content}, "
-              f"held-out quality {quality}, where the release's runs read {recorded['content']} ({recorded.get('heldout_quality')}): "
-              "it computes other bits than the machine that ran them; continue on a machine of that kind, or start a "
-              "fresh release (a fresh RELEASE_RUNS)", file=sys.stderr)  # fmt: skip
+              f"held-out quality {quality}, where the release's runs read {recorded['content']} "
+              f"({recorded.get('heldout_quality')}): it computes other bits than the machines that ran them "
+              f"({recorded_machines(Path(args.runs))}; this one: {this_machine()}); continue on a machine of theirs, "
+              "or start a fresh release (a fresh RELEASE_RUNS)", file=sys.stderr)  # fmt: skip
         return OTHER_BITS
     print(f"machine check: this machine rebuilt SFT stage {recorded['hash']} ({probe.name}'s) bit for bit ({content})")
+    record(Path(args.runs))
     return 0
 
 

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
 import yaml
 
 from tests.conftest import TINY
@@ -32,11 +33,15 @@ def test_a_recorded_stage_rebuilt_here_passes_and_one_with_other_bits_stops_the_
     assert machine_check.main([runs, "--rebuild"]) == 0
     recorded = _recorded_sft(run_dir)
     assert f"bit for bit ({recorded['content']})" in capsys.readouterr().out
+    (machine,) = (tmp_path / "runs" / "machines").read_text().splitlines()  # the kind that ran the release, recorded
+    assert machine.endswith(machine_check.this_machine()) and torch.backends.cpu.get_cpu_capability() in machine
 
     _recorded_sft(run_dir, content="0" * 16)  # as a machine of another kind would have built it
     assert machine_check.main([runs]) == 0  # one run: nothing disagrees among the recorded
     assert machine_check.main([runs, "--rebuild"]) == machine_check.OTHER_BITS
-    assert f"as content {recorded['content']}" in capsys.readouterr().err
+    refused = capsys.readouterr().err
+    assert f"as content {recorded['content']}" in refused and f"({machine}; this one: {machine_check.this_machine()})" in refused
+    assert len((tmp_path / "runs" / "machines").read_text().splitlines()) == 1  # a refused machine is not recorded
 
     shutil.copytree(run_dir, tmp_path / "runs" / "b")  # the same stage seed's run of another trainer seed
     other = json.loads((tmp_path / "runs" / "b" / "summary.json").read_text()) | {"seed": 1, "identity": "0" * 12}
@@ -50,5 +55,7 @@ def test_a_recorded_stage_rebuilt_here_passes_and_one_with_other_bits_stops_the_
     assert machine_check.main([runs, "--rebuild"]) == 2
 
 
-def test_a_release_without_finished_runs_has_nothing_to_compare(tmp_path):
-    assert machine_check.main([str(tmp_path / "runs")]) == 0
+def test_a_release_without_finished_runs_has_nothing_to_compare_and_records_its_first_machine(tmp_path):
+    assert machine_check.main([str(tmp_path / "runs")]) == 0 and not (tmp_path / "runs").exists()
+    assert machine_check.main([str(tmp_path / "runs"), "--rebuild"]) == 0
+    assert (tmp_path / "runs" / "machines").read_text().count(machine_check.this_machine()) == 1
