@@ -171,7 +171,9 @@ def test_the_policys_estimate_on_one_token_completions_is_the_exact_kl_of_its_mo
     assert pi.shape[1] == 16
     exact = torch.tensor([_kl(_best_of_n_exact(p, torch.arange(16).double(), 256), p) for p in pi], dtype=torch.float64)
     assert ((2.8 < exact) & (exact < 3.2)).all()
-    assert (_drawn(policy, 1, 1)[1] == 0).all()
+    # N = 1: 0 up to the rounding of the estimate's expm1/log1p, which CPUs of other kinds vectorise differently
+    # (1.4e-17 on one prompt on an AMX Xeon, exactly 0 on the kind that ran the release)
+    torch.testing.assert_close(_drawn(policy, 1, 1)[1], torch.zeros(len(PROMPTS), dtype=torch.float64), atol=1e-15, rtol=0)
     torch.testing.assert_close(_drawn(policy, 256, 1)[1], exact, atol=1e-4, rtol=0)
 
 
@@ -185,7 +187,7 @@ def test_the_policy_extends_its_candidates_to_the_estimate_of_drawing_them_at_on
         batch, kl = _drawn(grown, n, 4)
         assert ((0 <= kl) & (kl <= best_of_n_kl(n) + 1e-9)).all(), (n, kl)
         if n == 1:
-            assert (kl == 0).all()
+            torch.testing.assert_close(kl, torch.zeros_like(kl), atol=1e-15, rtol=0)  # rounding, as above
     at_once = BestOfNPolicy(model, _score, tok)
     other, kl_at_once = _drawn(at_once, 8, 4)
     assert other.completions == batch.completions
