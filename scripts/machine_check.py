@@ -58,7 +58,9 @@ def this_machine() -> str:
 
 
 def recorded_machines(runs: Path) -> str:
-    return "; ".join((runs / MACHINES).read_text().splitlines()) if (runs / MACHINES).exists() else "not recorded"
+    """The machines RUNS/machines lists, each once (a line per part: its date, then the machine)."""
+    lines = (runs / MACHINES).read_text().splitlines() if (runs / MACHINES).exists() else []
+    return "; ".join(dict.fromkeys(line.split(" ", 1)[1] for line in lines)) or "not recorded"
 
 
 def record(runs: Path) -> None:

@@ -40,7 +40,8 @@ def test_a_recorded_stage_rebuilt_here_passes_and_one_with_other_bits_stops_the_
     assert machine_check.main([runs]) == 0  # one run: nothing disagrees among the recorded
     assert machine_check.main([runs, "--rebuild"]) == machine_check.OTHER_BITS
     refused = capsys.readouterr().err
-    assert f"as content {recorded['content']}" in refused and f"({machine}; this one: {machine_check.this_machine()})" in refused
+    this_one = machine_check.this_machine()
+    assert f"as content {recorded['content']}" in refused and f"({this_one}; this one: {this_one})" in refused
     assert len((tmp_path / "runs" / "machines").read_text().splitlines()) == 1  # a refused machine is not recorded
 
     shutil.copytree(run_dir, tmp_path / "runs" / "b")  # the same stage seed's run of another trainer seed
