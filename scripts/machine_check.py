@@ -14,9 +14,11 @@ such a machine fail the release only at its end (`bench/results/release.py`), ho
                                                      release's: arithmetic's, about 40 s on 2 cores) into a scratch
                                                      cache with the content its runs recorded
 
-Exit 0: they agree (or RUNS has no finished run); 4: they do not, with the stage and both contents; 2: the recorded
-stage cannot be rebuilt from its run's overrides (another key: the code or config differ). With --rebuild, a
-machine that passes is added to RUNS/machines (which kinds ran the release; the message of exit 4 cites it).
+Exit 0: they agree (or RUNS has no finished run); 4: they do not, naming the stages (and, rebuilt, both contents);
+2: the recorded stage cannot be rebuilt from its run's overrides (another key: the code or config differ). With
+--rebuild, a machine that passes is added to RUNS/machines (which kinds ran the release; the message of exit 4
+cites it). The probe is a float32 SFT: a machine whose float32 matches and whose bf16 does not (SmolLM2's stages)
+passes it, and the check after the phase that rebuilt such a stage stops the release.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def this_machine() -> str:
 def recorded_machines(runs: Path) -> str:
     """The machines RUNS/machines lists, each once (a line per part: its date, then the machine)."""
     lines = (runs / MACHINES).read_text().splitlines() if (runs / MACHINES).exists() else []
-    return "; ".join(dict.fromkeys(line.split(" ", 1)[1] for line in lines)) or "not recorded"
+    return "; ".join(dict.fromkeys(line.partition(" ")[2] for line in lines if line.strip())) or "not recorded"
 
 
 def record(runs: Path) -> None:
@@ -71,13 +73,13 @@ def record(runs: Path) -> None:
 
 def cheapest_built_sft(run_dirs: list[Path]) -> Path | None:
     """The run whose SFT stage cost the fewest FLOPs to build (a pretrained model's skipped SFT proves nothing)."""
-    built = [(rundir.read_summary(d)["stages"]["sft"].get("flops", 0.0), str(d)) for d in run_dirs]
-    built = [b for b in built if b[0] > 0]
+    sfts = [((rundir.read_summary(d) or {}).get("stages", {}).get("sft", {}), str(d)) for d in run_dirs]
+    built = [(sft["flops"], d) for sft, d in sfts if sft.get("flops") and sft.get("hash") and sft.get("content")]
     return Path(min(built)[1]) if built else None
 
 
-def rebuilt_sft(run_dir: Path, cache: Path) -> dict:
-    """The manifest of `run_dir`'s SFT stage built again, from the run's own overrides, into `cache`."""
+def rebuilt_sft(run_dir: Path, cache: Path) -> tuple[dict, str]:
+    """The manifest of `run_dir`'s SFT stage built again, from the run's own overrides, into `cache`, and the device."""
     overrides = [o for o in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) if not o.startswith("cache_dir=")]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = to_object(compose("config", overrides=[*overrides, f"cache_dir={cache}"]))
@@ -85,7 +87,8 @@ def rebuilt_sft(run_dir: Path, cache: Path) -> dict:
     tokenizer = build_tokenizer(cfg.model, task.vocabulary)
     prompts = prompt_splits(task, cfg.stage_seed)
     train = chat_prompts(prompts, tokenizer).train if task.chat else prompts.train
-    return prepare_sft(cfg, task, tokenizer, train, pick_device(cfg.device))[1]
+    device = pick_device(cfg.device)
+    return prepare_sft(cfg, task, tokenizer, train, device)[1], device.type
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,21 +112,29 @@ def main(argv: list[str] | None = None) -> int:
     probe = cheapest_built_sft([Path(d) for d in finished["run_dir"]]) if args.rebuild else None
     if probe is None:
         print(f"machine check: the {len(finished)} finished runs' stage contents agree")
+        if args.rebuild:  # no SFT stage it built (a pretrained model's): nothing to rebuild, this machine runs them
+            record(Path(args.runs))
         return 0
-    recorded = rundir.read_summary(probe)["stages"]["sft"]
+    summary = rundir.read_summary(probe)
+    recorded = summary["stages"]["sft"]
     with tempfile.TemporaryDirectory() as cache:
-        manifest = rebuilt_sft(probe, Path(cache))
+        manifest, device = rebuilt_sft(probe, Path(cache))
     if manifest["key"] != recorded["hash"]:
         print(f"machine check: {probe}'s overrides give SFT stage {manifest['key']}, not its recorded {recorded['hash']}: "
-              "another code or config, nothing to compare", file=sys.stderr)  # fmt: skip
+              "another code or config, nothing to compare; a fresh release (a fresh RELEASE_RUNS) at this code",
+              file=sys.stderr)  # fmt: skip
         return 2
     content, quality = content_digest(manifest), manifest["info"].get("heldout_quality")
+    # the run's own thread count and device, where they differ: either alone can change the bits on one machine
+    pairs = (("threads", summary.get("threads"), torch.get_num_threads()),
+             ("device", rundir.execution_of(summary)["device"], device))  # fmt: skip
+    setup = [f"{what} {theirs} there, {ours} here" for what, theirs, ours in pairs if theirs is not None and theirs != ours]
     if content != recorded["content"]:
         print(f"machine check: this machine rebuilt SFT stage {recorded['hash']} ({probe.name}'s) as content {content}, "
               f"held-out quality {quality}, where the release's runs read {recorded['content']} "
               f"({recorded.get('heldout_quality')}): it computes other bits than the machines that ran them "
               f"({recorded_machines(Path(args.runs))}; this one: {this_machine()}); continue on a machine of theirs, "
-              "or start a fresh release (a fresh RELEASE_RUNS)", file=sys.stderr)  # fmt: skip
+              f"or start a fresh release (a fresh RELEASE_RUNS){''.join(f'; {s}' for s in setup)}", file=sys.stderr)  # fmt: skip
         return OTHER_BITS
     print(f"machine check: this machine rebuilt SFT stage {recorded['hash']} ({probe.name}'s) bit for bit ({content})")
     record(Path(args.runs))

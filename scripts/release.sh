@@ -33,6 +33,8 @@
 # pinned at the release commit keeps releasing while another checkout changes bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# scripts/*.py import bench: this checkout's, not the one an editable install points at (another worktree)
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 out=${RELEASE_OUT:-results}
 # the runs themselves are part of the release (results/runs: summary, config, metrics, samples of each; not
 # checkpoints or wandb files, .gitignore): committed between parts, a later session resumes from them
@@ -87,7 +89,7 @@ fi
 # read the same weights, which CPUs of other kinds do not compute (scripts/machine_check.py: exit 4, no part counted)
 python scripts/machine_check.py "$runs" --rebuild || exit $?
 # each phase, then the stage contents its runs read against the earlier runs' (exit 4 at that phase, not at the end)
-phase() { "$@"; python scripts/machine_check.py "$runs" > /dev/null; }
+phase() { "$@" || return; python scripts/machine_check.py "$runs" > /dev/null; }
 commit=$(git rev-parse HEAD)
 mkdir -p "$runs"
 parts=$(( $(cat "$runs/parts" 2>/dev/null || echo 0) + 1 ))
