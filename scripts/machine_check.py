@@ -2,12 +2,14 @@
 
 A release runs in parts, each on whatever machine its session gets, and every part rebuilds the cached stages it
 needs (the cache is not committed). Runs paired by stage seed must read the same stage weights, and CPUs of other
-kinds do not compute them bit for bit. Measured on 2026-12-07: a Xeon with AMX (amx_bf16, avx512_bf16) rebuilt
-arithmetic stage seed 0's SFT (the small preset, float32, 780 steps) as content b50f355c6967f83e, held-out accuracy
-0.530, where the release's 378 runs of its first 11 parts had all read 20513f24ebff4504 (0.508); its quality curve
-matched the other machine's for the first ~150 steps, then drifted (float rounding, not another random stream).
-SmolLM2's reward models (bf16 training) came out other there too, its sampled preference pairs the same. Runs of
-such a machine fail the release only at its end (`bench/results/release.py`), hours later; this check stops it first.
+kinds do not compute them bit for bit. Measured on 2026-12-07 with this script (`--rebuild` on the committed
+results/runs): a Xeon with AMX (amx_bf16, avx512_bf16) rebuilt arithmetic stage seed 3's SFT (the small preset,
+float32) as content cbcf754f4f6f7fbe, held-out accuracy 0.511, where the release's 378 runs of its first 11 parts
+had all read bbbe12f1951c77e6 (0.540). The kernels' instruction set alone does it: on that machine,
+`MKL_CBWR=AVX2` gives c3cd05d279f8a65b, `MKL_CBWR=COMPATIBLE` 9505647659ad69bb, and none of nine such settings
+gives the release's content. (That part's SmolLM2 runs, not kept, read other reward models (bf16 training) and the
+same sampled preference pairs.) Runs of such a machine fail the release only at its end (`bench/results/release.py`),
+hours later; this check stops it first.
 
     python scripts/machine_check.py RUNS             the stage contents RUNS's finished runs recorded agree per stage
     python scripts/machine_check.py RUNS --rebuild   and this machine rebuilds the cheapest recorded SFT stage (the
@@ -56,7 +58,8 @@ def this_machine() -> str:
     info = dict(reversed([tuple(part.strip() for part in line.split(":", 1)) for line in lines if ":" in line]))
     bf16 = "".join(f" {f}" for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split())
     cpu = f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
-    return f"{cpu}, {torch.backends.cpu.get_cpu_capability()}{bf16}, {os.cpu_count()} cores"
+    cores = len(os.sched_getaffinity(0))  # this process's, as bench/jobs.py counts them
+    return f"{cpu}, {torch.backends.cpu.get_cpu_capability()}{bf16}, {cores} cores"
 
 
 def recorded_machines(runs: Path) -> str:
